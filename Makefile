@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench focus-validator clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Reinstalls only when pyproject.toml changes: quick when already installed.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/finops demo
+
+# The FinOps Foundation's focus-validator needs Python >= 3.12: it gets a venv of its own.
+focus-validator:
+	bash .ci/focus-validator.sh || echo "WARNING: focus-validator unavailable; the conformance test will say why" >&2
+
+test: install focus-validator
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .venv-focus-validator finops-data demo-exports .pytest_cache

@@ -1,0 +1,266 @@
+"""FOCUS export files from any provider (AWS Data Exports FOCUS, Azure Cost Management FOCUS export,
+Google's FOCUS view; CSV, CSV.gz or Parquet; local or object-store URLs) into the ``billing`` dataset.
+
+Each file is read, its provider's known quirks fixed, conformed to FOCUS 1.2 and validated on its own;
+the store commits only when every file passed, so one bad file writes nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import fsspec
+import polars as pl
+
+from finops import focus, providers
+from finops.store import Manifest, Source, Store
+
+Format = Literal["csv", "parquet"]
+PARQUET_MAGIC = b"PAR1"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class IngestError(ValueError):
+    """A file that cannot be ingested: the message names the file, and the column and row where known."""
+
+
+@dataclass
+class FileResult:
+    """One ingested file: where from, how many rows, its cost totals."""
+
+    path: str
+    rows: int
+    sums: dict[str, Decimal]
+    source: Source
+
+
+@dataclass
+class IngestResult:
+    """What an ingest run read and what it wrote."""
+
+    files: list[FileResult] = field(default_factory=list)
+    manifests: list[Manifest] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    def total(self, column: str = "BilledCost") -> Decimal:
+        return sum((f.sums[column] for f in self.files), Decimal(0))
+
+
+# -- reading -----------------------------------------------------------------------------------
+def sniff_format(path: Path) -> tuple[Format, bool]:
+    """(format, gzipped) of a local file, from its first bytes rather than its name."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise IngestError(f"{path}: empty file")
+    if head == PARQUET_MAGIC:
+        return "parquet", False
+    return "csv", head[:2] == GZIP_MAGIC
+
+
+@contextmanager
+def local_copy(url: str, storage_options: Mapping[str, Any] | None = None) -> Iterator[tuple[Path, Source]]:
+    """A local, uncompressed copy of ``url`` (the file itself when it is local and plain) and its
+    :class:`Source` record (checksum of the file as delivered)."""
+    fs, p = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    if not fs.exists(p):
+        raise IngestError(f"{url}: no such file")
+    source = Source.of(url, storage_options)
+    with tempfile.TemporaryDirectory(prefix="finops-ingest-") as tmp:
+        local = Path(p) if _is_local(fs) else Path(tmp) / Path(p).name
+        if not _is_local(fs):
+            fs.get_file(p, str(local))
+        fmt, gz = sniff_format(local)
+        if gz:
+            plain = Path(tmp) / "plain.csv"
+            _gunzip(local, plain, url)
+            local = plain
+        yield local, source
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    proto = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in proto or "local" in proto
+
+
+def _gunzip(src: Path, dst: Path, name: str) -> None:
+    # Streamed to disk: a large export never sits in memory whole.
+    try:
+        with gzip.open(src, "rb") as fin, open(dst, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 22)
+    except (EOFError, OSError, zlib.error) as e:
+        raise IngestError(f"{name}: corrupt or truncated gzip file ({e})") from None
+
+
+def read_raw(path: Path, name: str | None = None, typed: bool = False) -> pl.LazyFrame:
+    """The file as read, before conforming: CSV as text columns (``typed``: FOCUS decimal columns parsed
+    by the reader and ``NULL`` read as null, the fast path), Parquet with its own types."""
+    name = name or str(path)
+    fmt, _ = sniff_format(path)
+    try:
+        if fmt == "parquet":
+            lf = pl.scan_parquet(path, hive_partitioning=False)
+        else:
+            lf = pl.scan_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=True)
+            if typed:
+                lf = pl.scan_csv(path, infer_schema=False, encoding="utf8", null_values=list(focus.NULL_STRINGS[:1]),
+                                 schema_overrides=_decimal_overrides(lf.collect_schema().names()))
+        lf.collect_schema()
+    except pl.exceptions.NoDataError:
+        raise IngestError(f"{name}: empty file (no header)") from None
+    except Exception as e:  # polars raises ComputeError/OSError for corrupt Parquet and odd CSV
+        raise IngestError(f"{name}: cannot read as {fmt.upper()} ({_first_line(e)})") from None
+    return lf
+
+
+def _decimal_overrides(header: list[str]) -> dict[str, pl.DataType]:
+    renamed = focus.rename_map(header)
+    out: dict[str, pl.DataType] = {}
+    for h in header:
+        col = focus.BY_NAME.get(renamed.get(h, h))
+        if col is not None and col.kind is focus.Kind.DECIMAL:
+            out[h] = focus.DECIMAL
+    return out
+
+
+# -- provider quirks ---------------------------------------------------------------------------
+def fill_contracted(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Oracle (and some others) leave ContractedCost/ContractedUnitPrice empty when no negotiated
+    rate applies; FOCUS then has them equal the list figures."""
+    return lf.with_columns(
+        pl.col("ContractedCost").fill_null(pl.col("ListCost")),
+        pl.when(pl.col("ChargeCategory") != "Tax")
+        .then(pl.col("ContractedUnitPrice").fill_null(pl.col("ListUnitPrice")))
+        .otherwise(pl.col("ContractedUnitPrice")).alias("ContractedUnitPrice"),
+    )
+
+
+def drop_numeric_zones(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Microsoft rows of the FinOps Foundation's FOCUS 1.0 sample carry the unit price in
+    AvailabilityZone ("0.045"); a zone is never a bare number, so such values become null."""
+    az = pl.col("AvailabilityZone")
+    return lf.with_columns(pl.when(az.str.contains(r"^[0-9.eE+-]+$")).then(None).otherwise(az).alias("AvailabilityZone"))
+
+
+# Fixes applied after conform(), in order, to every file. Provider-specific ones test ProviderName
+# per row, so a file mixing providers (the FinOps Foundation's sample does) is handled.
+QUIRKS: tuple[Callable[[pl.LazyFrame], pl.LazyFrame], ...] = (fill_contracted, drop_numeric_zones)
+
+
+def load(raw: pl.LazyFrame, name: str, fast: bool = False) -> pl.LazyFrame:
+    """Conform a raw export to FOCUS 1.2 and fix known quirks (lazily: errors surface on collect).
+    ``fast`` parses each date/time column with the one format a sample of the file shows."""
+    try:
+        formats = None
+        if fast:
+            sample = raw.rename(focus.rename_map(raw.collect_schema().names())).head(1000).collect()
+            formats = focus.sniff_datetime_formats(sample)
+        lf = focus.conform(raw, datetime_formats=formats)
+    except focus.FocusError as e:
+        present = set(raw.collect_schema().names()) & set(focus.BY_NAME)
+        hint = "" if len(present) >= 5 else " — this does not look like a FOCUS export"
+        raise IngestError(f"{name}: {e}{hint}") from None
+    for fix in QUIRKS:
+        lf = fix(lf)
+    return lf
+
+
+# -- ingesting ---------------------------------------------------------------------------------
+def ingest(store: Store, urls: Sequence[str | Path], *, provider: str | None = None,
+           storage_options: Mapping[str, Any] | None = None,
+           progress: Callable[[str, str], None] | None = None) -> IngestResult:
+    """Ingest FOCUS export files into the ``billing`` dataset, all or nothing.
+
+    Every partition (provider × billing period × billing account) the files touch is replaced by the
+    rows of these files, so ingesting the same files again changes nothing. ``progress(path, state)``
+    is called with states ``reading``, ``staged`` and ``committed``.
+    """
+    if provider is not None and provider not in providers.KNOWN + ("oci",):
+        raise IngestError(f"--provider {provider!r}: expected one of {', '.join(providers.KNOWN + ('oci',))}")
+    result = IngestResult()
+    seen: set[str] = set()
+    note = progress or (lambda _p, _s: None)
+    with store.transaction("billing") as tx:
+        for url in map(str, urls):
+            note(url, "reading")
+            with local_copy(url, storage_options) as (local, source):
+                if source.sha256 in seen:
+                    result.skipped.append(url)
+                    note(url, "duplicate")
+                    continue
+                seen.add(source.sha256)
+                staged = _stage_file(tx, local, url, source, provider)
+                result.files.append(staged)
+            note(url, "staged")
+        result.manifests = tx.commit()
+    for f in result.files:
+        note(f.path, "committed")
+    return result
+
+
+def _stage_file(tx: Any, local: Path, name: str, source: Source, provider: str | None) -> FileResult:
+    # Fast plan first (types parsed by the reader, one datetime format per column); if the file
+    # defeats it, the general plan; if that fails too, find the offending values for the message.
+    raw = read_raw(local, name)
+    try:
+        lf = load(read_raw(local, name, typed=True), name, fast=True)
+        part = tx.stage(lf, [source])
+    except (pl.exceptions.PolarsError, OSError, IngestError):
+        lf = load(raw, name)
+        try:
+            part = tx.stage(lf, [source])
+        except (pl.exceptions.PolarsError, OSError) as e:
+            raise _explain(e, raw, name) from None
+    if part.rows == 0:
+        raise IngestError(f"{name}: no rows (header only)")
+    if provider:
+        found = part.scan().select(providers.slug_expr("ProviderName").unique()).collect().to_series().to_list()
+        if set(found) != {provider}:
+            raise IngestError(f"{name}: --provider {provider} given, but the file holds rows of "
+                              f"{', '.join(sorted(found))}")
+    problems = focus.validate(part.scan())
+    if problems:
+        raise IngestError(f"{name}: not valid FOCUS: {_locate(lf, problems)}")
+    return FileResult(name, part.rows, {k: Decimal(v) for k, v in part.sums.items()}, source)
+
+
+def _explain(err: Exception, raw: pl.LazyFrame, name: str) -> IngestError:
+    """Turn a failed strict conform into a message naming the column, row and value."""
+    try:
+        bad = focus.bad_values(raw)
+    except Exception:  # diagnosis is best effort; the original error still gets reported
+        bad = []
+    if bad:
+        where = "; ".join(f"column {b.column}, row {b.row + 1}: {b.value!r}" for b in bad)
+        return IngestError(f"{name}: values that do not parse: {where}")
+    return IngestError(f"{name}: {_first_line(err)}")
+
+
+def _locate(lf: pl.LazyFrame, problems: list[focus.Problem]) -> str:
+    """Problems with the first rows (1-based, in file order) where each occurs."""
+    rules = focus.checks(lf.collect_schema().names())
+    parts = []
+    for p in problems:
+        rows = (lf.select(rules[p.key][2].alias("bad")).with_row_index("row").filter(pl.col("bad"))
+                .select("row").limit(3).collect().to_series().to_list())
+        where = f" at row(s) {', '.join(str(r + 1) for r in rows)}" if rows else ""
+        parts.append(f"{p}{where}")
+    return "; ".join(parts)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,77 @@
+"""The command line, run as a user runs it: the installed `finops` entry point in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE_10, SAMPLE_12
+
+FINOPS = [str(Path(sys.executable).with_name("finops"))]
+
+
+def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "FINOPS_CONFIG"} | {"COLUMNS": "200"}
+    proc = subprocess.run(FINOPS + list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"finops {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_init_writes_a_valid_example_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    run(tmp_path, "init")
+    assert "[store]" in (tmp_path / "finops.toml").read_text()
+    again = run(tmp_path, "init", check=False)
+    assert again.returncode != 0 and "--force" in again.stderr
+    run(tmp_path, "init", "--force")
+
+
+def test_ingest_then_store_info_and_validate(tmp_path: Path) -> None:
+    res = json.loads(run(tmp_path, "ingest", str(SAMPLE_10), str(SAMPLE_12), "--json").stdout)
+    assert [f["rows"] for f in res["files"]] == [1000, 100]
+    info = json.loads(run(tmp_path, "store", "info", "--json").stdout)
+    assert info["store"] == "./finops-data"
+    assert sum(p["rows"] for p in info["partitions"]) == 1100
+    billed = sum(Decimal(f["BilledCost"]) for f in res["files"])
+    assert sum(Decimal(t["BilledCost"]) for t in info["totals"]) == billed
+    table = run(tmp_path, "store", "info").stdout
+    assert "provider" in table and "1,100" in table
+    ok = run(tmp_path, "validate")
+    assert "ok" in ok.stdout
+
+
+def test_bad_input_exits_non_zero_with_the_file_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(SAMPLE_12.read_text().replace("USD", "XXX1", 1))
+    proc = run(tmp_path, "ingest", str(bad), check=False)
+    assert proc.returncode == 2
+    assert str(bad) in proc.stderr and "PricingCurrency" in proc.stderr and "XXX1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    info = json.loads(run(tmp_path, "store", "info", "--json").stdout)
+    assert info["partitions"] == []
+
+
+def test_validate_files_without_ingesting(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(SAMPLE_12.read_text().replace(",Usage,", ",Usage-ish,", 1))
+    proc = run(tmp_path, "validate", str(bad), "--json", check=False)
+    assert proc.returncode == 1
+    problems = json.loads(proc.stdout)[str(bad)]
+    assert problems[0]["column"] == "ChargeCategory" and problems[0]["examples"] == ["Usage-ish"]
+    assert not (tmp_path / "finops-data" / "billing").exists()
+
+
+def test_config_flag_and_bad_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "other.toml"
+    cfg.write_text(f'[store]\nurl = "{tmp_path / "elsewhere"}"\n')
+    run(tmp_path, "--config", str(cfg), "ingest", str(SAMPLE_12))
+    assert (tmp_path / "elsewhere" / "billing").is_dir()
+    cfg.write_text('[store]\nurll = "x"\n')
+    proc = run(tmp_path, "--config", str(cfg), "store", "info", check=False)
+    assert proc.returncode == 2 and "store.urll" in proc.stderr and str(cfg) in proc.stderr
