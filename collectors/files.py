@@ -41,6 +41,7 @@ class FileResult:
     rows: int
     sums: dict[str, Decimal]
     source: Source
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -155,9 +156,23 @@ def drop_numeric_zones(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.with_columns(pl.when(az.str.contains(r"^[0-9.eE+-]+$")).then(None).otherwise(az).alias("AvailabilityZone"))
 
 
-# Fixes applied after conform(), in order, to every file. Provider-specific ones test ProviderName
-# per row, so a file mixing providers (the FinOps Foundation's sample does) is handled.
-QUIRKS: tuple[Callable[[pl.LazyFrame], pl.LazyFrame], ...] = (fill_contracted, drop_numeric_zones)
+def spec_nulls(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Null what FOCUS says must be null and exports sometimes fill: ConsumedQuantity/ConsumedUnit
+    outside Usage rows (Oracle adjustments carry them), negative ContractedUnitPrice (an AWS credit
+    in the FinOps Foundation's sample has -3); and name an unnamed billing account by its id."""
+    usage = pl.col("ChargeCategory") == "Usage"
+    return lf.with_columns(
+        pl.when(usage).then(pl.col("ConsumedQuantity")).alias("ConsumedQuantity"),
+        pl.when(usage).then(pl.col("ConsumedUnit")).alias("ConsumedUnit"),
+        pl.when(pl.col("ContractedUnitPrice") >= 0).then(pl.col("ContractedUnitPrice")).alias("ContractedUnitPrice"),
+        pl.col("BillingAccountName").fill_null(pl.col("BillingAccountId")),
+    )
+
+
+# Fixes applied after conform(), in order, to every file. They test values row by row, so a file
+# mixing providers (the FinOps Foundation's sample does) is handled.
+QUIRKS: tuple[Callable[[pl.LazyFrame], pl.LazyFrame], ...] = (
+    fill_contracted, drop_numeric_zones, spec_nulls, focus.upgrade)
 
 
 def load(raw: pl.LazyFrame, name: str, fast: bool = False) -> pl.LazyFrame:
@@ -232,9 +247,11 @@ def _stage_file(tx: Any, local: Path, name: str, source: Source, provider: str |
             raise IngestError(f"{name}: --provider {provider} given, but the file holds rows of "
                               f"{', '.join(sorted(found))}")
     problems = focus.validate(part.scan())
-    if problems:
-        raise IngestError(f"{name}: not valid FOCUS: {_locate(lf, problems)}")
-    return FileResult(name, part.rows, {k: Decimal(v) for k, v in part.sums.items()}, source)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise IngestError(f"{name}: not valid FOCUS: {_locate(lf, errors)}")
+    warnings = [str(p) for p in problems if p.severity == "warning"]
+    return FileResult(name, part.rows, {k: Decimal(v) for k, v in part.sums.items()}, source, warnings)
 
 
 def _explain(err: Exception, raw: pl.LazyFrame, name: str) -> IngestError:

@@ -113,7 +113,8 @@ def ingest(ctx: typer.Context,
         result = run_ingest(store, paths, provider=provider, progress=note)
     secs = time.perf_counter() - t0
     rows = [{"file": f.path, "rows": f.rows, "BilledCost": str(f.sums["BilledCost"]),
-             "EffectiveCost": str(f.sums["EffectiveCost"]), "sha256": f.source.sha256} for f in result.files]
+             "EffectiveCost": str(f.sums["EffectiveCost"]), "sha256": f.source.sha256, "warnings": f.warnings}
+            for f in result.files]
     if as_json:
         _emit_json({"files": rows, "skipped_duplicates": result.skipped, "seconds": round(secs, 3),
                     "partitions": [m.partition for m in result.manifests]})
@@ -126,6 +127,9 @@ def ingest(ctx: typer.Context,
     out.print(table)
     for s in result.skipped:
         err.print(f"[yellow]skipped[/] {s}: same content as a file already in this run")
+    for f in result.files:
+        for w in f.warnings:
+            err.print(f"[yellow]warning[/] {f.path}: {w}", highlight=False)
 
 
 def _progress() -> Progress:
@@ -187,7 +191,7 @@ def validate(ctx: typer.Context,
     else:
         store = ctx.obj.store()
         results[store.url] = focus.validate(store.scan("billing", schema=focus.empty_frame().schema))
-    bad = {k: v for k, v in results.items() if v}
+    bad = {k: v for k, v in results.items() if any(p.severity == "error" for p in v)}
     if as_json:
         _emit_json({k: [p.__dict__ for p in v] for k, v in results.items()})
     else:
@@ -196,10 +200,10 @@ def validate(ctx: typer.Context,
                 out.print(f"[green]ok[/] {name}")
                 continue
             table = Table(title=f"{name}: {len(problems)} problem(s)")
-            for c in ("column", "rule", "rows", "examples"):
+            for c in ("severity", "column", "rule", "rows", "examples"):
                 table.add_column(c)
             for p in problems:
-                table.add_row(p.column, p.rule, f"{p.rows:,}", ", ".join(p.examples))
+                table.add_row(p.severity, p.column, p.rule, f"{p.rows:,}", ", ".join(p.examples))
             out.print(table)
     if bad:
         raise typer.Exit(1)

@@ -62,6 +62,77 @@ SERVICE_CATEGORIES = (
     "Storage", "Web", "Other",
 )
 
+# FOCUS 1.2 ServiceSubcategory values by parent ServiceCategory (the spec's fixed list).
+SUBCATEGORIES: dict[str, tuple[str, ...]] = {
+    "AI and Machine Learning": (
+        "AI Platforms", "Bots", "Generative AI", "Machine Learning", "Natural Language Processing",
+        "Other (AI and Machine Learning)",
+    ),
+    "Analytics": (
+        "Analytics Platforms", "Business Intelligence", "Data Processing", "Search", "Streaming Analytics",
+        "Other (Analytics)",
+    ),
+    "Business Applications": (
+        "Productivity and Collaboration", "Other (Business Applications)",
+    ),
+    "Compute": (
+        "Containers", "End User Computing", "Quantum Compute", "Serverless Compute", "Virtual Machines",
+        "Other (Compute)",
+    ),
+    "Databases": (
+        "Caching", "Data Warehouses", "Ledger Databases", "NoSQL Databases", "Relational Databases",
+        "Time Series Databases", "Other (Databases)",
+    ),
+    "Developer Tools": (
+        "Developer Platforms", "Continuous Integration and Deployment", "Development Environments",
+        "Source Code Management", "Quality Assurance", "Other (Developer Tools)",
+    ),
+    "Identity": (
+        "Identity and Access Management", "Other (Identity)",
+    ),
+    "Integration": (
+        "API Management", "Messaging", "Workflow Orchestration", "Other (Integration)",
+    ),
+    "Internet of Things": (
+        "IoT Analytics", "IoT Platforms", "Other (Internet of Things)",
+    ),
+    "Management and Governance": (
+        "Architecture", "Compliance", "Cost Management", "Data Governance", "Disaster Recovery",
+        "Endpoint Management", "Observability", "Support", "Other (Management and Governance)",
+    ),
+    "Media": (
+        "Content Creation", "Gaming", "Media Streaming", "Mixed Reality", "Other (Media)",
+    ),
+    "Migration": (
+        "Data Migration", "Resource Migration", "Other (Migration)",
+    ),
+    "Mobile": (
+        "Other (Mobile)",
+    ),
+    "Multicloud": (
+        "Multicloud Integration", "Other (Multicloud)",
+    ),
+    "Networking": (
+        "Application Networking", "Content Delivery", "Network Connectivity", "Network Infrastructure",
+        "Network Routing", "Network Security", "Other (Networking)",
+    ),
+    "Security": (
+        "Secret Management", "Security Posture Management", "Threat Detection and Response",
+        "Other (Security)",
+    ),
+    "Storage": (
+        "Backup Storage", "Block Storage", "File Storage", "Object Storage", "Storage Platforms",
+        "Other (Storage)",
+    ),
+    "Web": (
+        "Application Platforms", "Other (Web)",
+    ),
+    "Other": (
+        "Other (Other)",
+    ),
+}
+SUBCATEGORY_PARENT: dict[str, str] = {s: c for c, subs in SUBCATEGORIES.items() for s in subs}
+
 S, D, T, J = Kind.STRING, Kind.DECIMAL, Kind.DATETIME, Kind.JSON
 M, C, R = "Mandatory", "Conditional", "Recommended"
 
@@ -115,7 +186,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("ResourceType", S, C, True),
     Column("ServiceCategory", S, M, False, SERVICE_CATEGORIES),
     Column("ServiceName", S, M, False),
-    Column("ServiceSubcategory", S, R, True),
+    Column("ServiceSubcategory", S, R, True, tuple(SUBCATEGORY_PARENT)),
     Column("SkuId", S, C, True),
     Column("SkuMeter", S, C, True),
     Column("SkuPriceDetails", J, C, True),
@@ -158,6 +229,7 @@ class Problem:
     rows: int
     examples: tuple[str, ...] = ()
     key: str = ""
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         ex = f" (e.g. {', '.join(self.examples)})" if self.examples else ""
@@ -329,12 +401,35 @@ def checks(names: Iterable[str]) -> dict[str, tuple[str, str, pl.Expr]]:
     return out
 
 
+def _cross_row_problems(lf: pl.LazyFrame, names: set[str]) -> list[Problem]:
+    """Rules over groups of rows, reported as warnings (real exports break them and are still the
+    bill): each ServiceName maps to one ServiceCategory; each ServiceSubcategory sits under its own
+    ServiceCategory."""
+    out: list[Problem] = []
+    if {"ServiceName", "ServiceCategory"} <= names:
+        multi = (lf.group_by("ServiceName").agg(pl.col("ServiceCategory").n_unique().alias("n"), pl.len().alias("rows"))
+                 .filter(pl.col("n") > 1).collect())
+        if multi.height:
+            out.append(Problem("ServiceName", "maps to more than one ServiceCategory", int(multi["rows"].sum()),
+                               tuple(multi["ServiceName"].sort().head(3).to_list()), "ServiceName|category", "warning"))
+    if {"ServiceSubcategory", "ServiceCategory"} <= names:
+        pairs = lf.group_by("ServiceSubcategory", "ServiceCategory").agg(pl.len().alias("rows")).collect()
+        bad = [(sub, cat, n) for sub, cat, n in pairs.iter_rows()
+               if sub is not None and sub in SUBCATEGORY_PARENT and SUBCATEGORY_PARENT[sub] != cat]
+        if bad:
+            out.append(Problem("ServiceSubcategory", "not a subcategory of the row's ServiceCategory",
+                               sum(n for *_, n in bad), tuple(f"{sub} under {cat}" for sub, cat, _ in bad[:3]),
+                               "ServiceSubcategory|parent", "warning"))
+    return out
+
+
 def validate(frame: pl.LazyFrame | pl.DataFrame) -> list[Problem]:
     """Problems in a conformed frame: nulls where FOCUS forbids them, values outside the enumerations,
     ChargePeriodStart ≥ ChargePeriodEnd (and the same for billing periods), unknown currency codes.
 
-    Returns an empty list when the frame keeps every rule checked. One pass over the data, plus one
-    small query per rule broken to fetch examples.
+    Returns an empty list when the frame keeps every rule checked. Problems of severity ``warning``
+    (rules over groups of rows) do not stop an ingest. One pass over the data, plus one small query
+    per rule broken to fetch examples.
     """
     lf = frame.lazy()
     rules = checks(lf.collect_schema().names())
@@ -347,7 +442,51 @@ def validate(frame: pl.LazyFrame | pl.DataFrame) -> list[Problem]:
             ex = (lf.filter(expr).select(pl.col(column).cast(pl.String)).unique().limit(3).collect()
                   .to_series().to_list())
             problems.append(Problem(column, rule, int(counts[key]), tuple("null" if v is None else v for v in ex), key))
-    return problems
+    return problems + _cross_row_problems(lf, set(lf.collect_schema().names()))
+
+
+# Account types as each provider's own FOCUS exports name them (used when an older export lacks them).
+ACCOUNT_TYPES: dict[str, tuple[str, str]] = {
+    "aws": ("Payer Account", "Linked Account"),
+    "gcp": ("Billing Account", "Project"),
+    "azure": ("Billing Account", "Subscription"),
+    "oci": ("Tenancy", "Compartment"),
+}
+
+
+def upgrade(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Fill the columns FOCUS 1.1 and 1.2 added, where an older export leaves them null and FOCUS
+    defines them from columns it has (nulls only; values present are kept):
+
+    - ServiceSubcategory: ``Other (<ServiceCategory>)``, the spec's catch-all under each category;
+    - BillingAccountType / SubAccountType: the provider's own names (:data:`ACCOUNT_TYPES`), the
+      latter only where SubAccountId is set;
+    - PricingCurrency and the PricingCurrency* prices: older FOCUS had one currency, so the billing
+      currency and the billing-currency figures;
+    - SkuMeter, where SkuId is set: the ServiceName, the coarsest meter there is.
+    """
+    from finops.providers import slug_expr
+
+    provider = slug_expr("ProviderName")
+    bat = pl.lit("Billing Account")
+    sat = pl.lit("Sub Account")
+    for key, (b, sa) in ACCOUNT_TYPES.items():
+        bat = pl.when(provider == key).then(pl.lit(b)).otherwise(bat)
+        sat = pl.when(provider == key).then(pl.lit(sa)).otherwise(sat)
+    same_currency = pl.col("PricingCurrency").is_null()
+    return lf.with_columns(
+        pl.col("ServiceSubcategory").fill_null(pl.concat_str(pl.lit("Other ("), pl.col("ServiceCategory"), pl.lit(")"))),
+        pl.col("BillingAccountType").fill_null(pl.when(pl.col("BillingAccountId").is_not_null()).then(bat)),
+        pl.col("SubAccountType").fill_null(pl.when(pl.col("SubAccountId").is_not_null()).then(sat)),
+        pl.col("PricingCurrency").fill_null(pl.col("BillingCurrency")),
+        pl.when(same_currency).then(pl.col("PricingCurrencyEffectiveCost").fill_null(pl.col("EffectiveCost")))
+        .otherwise(pl.col("PricingCurrencyEffectiveCost")).alias("PricingCurrencyEffectiveCost"),
+        pl.when(same_currency).then(pl.col("PricingCurrencyListUnitPrice").fill_null(pl.col("ListUnitPrice")))
+        .otherwise(pl.col("PricingCurrencyListUnitPrice")).alias("PricingCurrencyListUnitPrice"),
+        pl.when(same_currency).then(pl.col("PricingCurrencyContractedUnitPrice").fill_null(pl.col("ContractedUnitPrice")))
+        .otherwise(pl.col("PricingCurrencyContractedUnitPrice")).alias("PricingCurrencyContractedUnitPrice"),
+        pl.col("SkuMeter").fill_null(pl.when(pl.col("SkuId").is_not_null()).then(pl.col("ServiceName"))),
+    )
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,37 @@ def test_validate_reports_each_rule() -> None:
     assert msgs["BillingCurrency"].examples == ("US$",)
 
 
+def test_cross_row_rules_are_warnings() -> None:
+    df = focus.conform(raw(SAMPLE_12)).collect()
+    twisted = df.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("Storage")).otherwise(pl.col("ServiceCategory"))
+        .alias("ServiceCategory"))
+    problems = {p.key: p for p in focus.validate(twisted)}
+    assert problems.keys() == {"ServiceName|category", "ServiceSubcategory|parent"}
+    assert {p.severity for p in problems.values()} == {"warning"}
+    first = df.row(0, named=True)
+    assert problems["ServiceName|category"].examples == (first["ServiceName"],)
+    assert problems["ServiceSubcategory|parent"].examples == (f"{first['ServiceSubcategory']} under Storage",)
+
+
+def test_upgrade_fills_what_1_2_added_from_what_1_0_has() -> None:
+    df = focus.upgrade(focus.conform(raw(SAMPLE_10))).collect()
+    assert df["ServiceSubcategory"].null_count() == 0
+    assert (df["ServiceSubcategory"] == ("Other (" + df["ServiceCategory"] + ")")).all()
+    types = dict(df.select("ProviderName", "BillingAccountType").unique().iter_rows())
+    assert types == {"AWS": "Payer Account", "Microsoft": "Billing Account", "Oracle": "Tenancy"}
+    assert (df["PricingCurrency"] == df["BillingCurrency"]).all()
+    assert df["PricingCurrencyEffectiveCost"].to_list() == df["EffectiveCost"].to_list()
+    assert df.filter(pl.col("SkuId").is_not_null())["SkuMeter"].null_count() == 0
+    assert df.filter(pl.col("SubAccountId").is_null())["SubAccountType"].null_count() == \
+        df["SubAccountId"].null_count()
+
+
+def test_upgrade_keeps_values_that_are_present() -> None:
+    df = focus.conform(raw(SAMPLE_12)).collect()
+    assert focus.upgrade(df.lazy()).collect().equals(df)
+
+
 def test_validate_reports_nothing_for_an_empty_frame() -> None:
     assert focus.validate(focus.empty_frame()) == []
 
