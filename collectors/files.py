@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -73,18 +74,20 @@ def sniff_format(path: Path) -> tuple[Format, bool]:
 
 
 @contextmanager
-def local_copy(url: str, storage_options: Mapping[str, Any] | None = None) -> Iterator[tuple[Path, Source]]:
+def local_copy(url: str, storage_options: Mapping[str, Any] | None = None) -> Iterator[tuple[Path, Future[Source]]]:
     """A local, uncompressed copy of ``url`` (the file itself when it is local and plain) and its
-    :class:`Source` record (checksum of the file as delivered)."""
+    :class:`Source` record (checksum of the file as delivered), computed in a background thread
+    while the caller reads the file: hashing a 1 GB export takes most of a second."""
     fs, p = fsspec.core.url_to_fs(url, **(storage_options or {}))
     if not fs.exists(p):
         raise IngestError(f"{url}: no such file")
-    source = Source.of(url, storage_options)
-    with tempfile.TemporaryDirectory(prefix="finops-ingest-") as tmp:
+    with ThreadPoolExecutor(max_workers=1) as pool, \
+            tempfile.TemporaryDirectory(prefix="finops-ingest-") as tmp:
         local = Path(p) if _is_local(fs) else Path(tmp) / Path(p).name
         if not _is_local(fs):
             fs.get_file(p, str(local))
-        fmt, gz = sniff_format(local)
+        source = pool.submit(Source.of, str(local), name=url)  # the bytes as delivered
+        _, gz = sniff_format(local)
         if gz:
             plain = Path(tmp) / "plain.csv"
             _gunzip(local, plain, url)
@@ -211,13 +214,14 @@ def ingest(store: Store, urls: Sequence[str | Path], *, provider: str | None = N
     with store.transaction("billing") as tx:
         for url in map(str, urls):
             note(url, "reading")
-            with local_copy(url, storage_options) as (local, source):
-                if source.sha256 in seen:
+            with local_copy(url, storage_options) as (local, pending):
+                staged = _stage_file(tx, local, url, pending, provider)
+                if staged.source.sha256 in seen:  # same bytes as an earlier file of this run
+                    tx.discard(-1)
                     result.skipped.append(url)
                     note(url, "duplicate")
                     continue
-                seen.add(source.sha256)
-                staged = _stage_file(tx, local, url, source, provider)
+                seen.add(staged.source.sha256)
                 result.files.append(staged)
             note(url, "staged")
         result.manifests = tx.commit()
@@ -226,24 +230,25 @@ def ingest(store: Store, urls: Sequence[str | Path], *, provider: str | None = N
     return result
 
 
-def _stage_file(tx: Any, local: Path, name: str, source: Source, provider: str | None) -> FileResult:
+def _stage_file(tx: Any, local: Path, name: str, pending: Future[Source], provider: str | None) -> FileResult:
     # Fast plan first (types parsed by the reader, one datetime format per column); if the file
     # defeats it, the general plan; if that fails too, find the offending values for the message.
     raw = read_raw(local, name)
     try:
         lf = load(read_raw(local, name, typed=True), name, fast=True)
-        part = tx.stage(lf, [source])
+        part = tx.stage(lf)
     except (pl.exceptions.PolarsError, OSError, IngestError):
         lf = load(raw, name)
         try:
-            part = tx.stage(lf, [source])
+            part = tx.stage(lf)
         except (pl.exceptions.PolarsError, OSError) as e:
             raise _explain(e, raw, name) from None
     if part.rows == 0:
         raise IngestError(f"{name}: no rows (header only)")
     if provider:
-        found = part.scan().select(providers.slug_expr("ProviderName").unique()).collect().to_series().to_list()
-        if set(found) != {provider}:
+        names = part.scan().select(pl.col("ProviderName").unique()).collect().to_series().to_list()
+        found = {providers.slug(n) for n in names}
+        if found != {provider}:
             raise IngestError(f"{name}: --provider {provider} given, but the file holds rows of "
                               f"{', '.join(sorted(found))}")
     problems = focus.validate(part.scan())
@@ -251,6 +256,8 @@ def _stage_file(tx: Any, local: Path, name: str, source: Source, provider: str |
     if errors:
         raise IngestError(f"{name}: not valid FOCUS: {_locate(lf, errors)}")
     warnings = [str(p) for p in problems if p.severity == "warning"]
+    source = pending.result()
+    part.sources.append(source)
     return FileResult(name, part.rows, {k: Decimal(v) for k, v in part.sums.items()}, source, warnings)
 
 

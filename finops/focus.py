@@ -465,14 +465,14 @@ def upgrade(lf: pl.LazyFrame) -> pl.LazyFrame:
       currency and the billing-currency figures;
     - SkuMeter, where SkuId is set: the ServiceName, the coarsest meter there is.
     """
-    from finops.providers import slug_expr
+    from finops.providers import spellings
 
-    provider = slug_expr("ProviderName")
     bat = pl.lit("Billing Account")
     sat = pl.lit("Sub Account")
     for key, (b, sa) in ACCOUNT_TYPES.items():
-        bat = pl.when(provider == key).then(pl.lit(b)).otherwise(bat)
-        sat = pl.when(provider == key).then(pl.lit(sa)).otherwise(sat)
+        is_key = pl.col("ProviderName").is_in(spellings(key))
+        bat = pl.when(is_key).then(pl.lit(b)).otherwise(bat)
+        sat = pl.when(is_key).then(pl.lit(sa)).otherwise(sat)
     same_currency = pl.col("PricingCurrency").is_null()
     return lf.with_columns(
         pl.col("ServiceSubcategory").fill_null(pl.concat_str(pl.lit("Other ("), pl.col("ServiceCategory"), pl.lit(")"))),

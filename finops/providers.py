@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import polars as pl
-
 # FOCUS ProviderName values as the clouds write them, lower-cased, onto our short keys.
 SLUGS: dict[str, str] = {
     "aws": "aws",
@@ -31,11 +29,8 @@ def slug(name: str) -> str:
     return SLUGS.get(low) or re.sub(r"[^a-z0-9]+", "-", low).strip("-") or "unknown"
 
 
-def slug_expr(col: str = "ProviderName") -> pl.Expr:
-    """:func:`slug` as a polars expression over a column of provider names."""
-    # A when/then chain rather than `replace_strict`: a mapping lookup stops polars from streaming.
-    low = pl.col(col).str.strip_chars().str.to_lowercase()
-    out = low.str.replace_all(r"[^a-z0-9]+", "-").str.strip_chars("-")
-    for name, key in SLUGS.items():
-        out = pl.when(low == name).then(pl.lit(key)).otherwise(out)
-    return out.fill_null("unknown")
+def spellings(key: str) -> list[str]:
+    """The ProviderName values that :func:`slug` maps to ``key``, in the usual letter cases, for a
+    cheap ``is_in`` test per row."""
+    names = [n for n, k in SLUGS.items() if k == key]
+    return sorted({v for n in names for v in (n, n.upper(), n.title(), n.capitalize())})

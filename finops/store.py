@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -38,43 +39,55 @@ from finops import providers
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
 STALE_STAGING_SECONDS = 6 * 3600
+# A partitioned sink buffers a row group per open partition: 50k rows keeps 1M-row ingests near
+# 1 GB peak RSS where polars' default took 1.7 GB, at no cost in time.
+ROW_GROUP_ROWS = 50_000
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset's partition keys (as expressions over its rows), the sums its manifests keep, and
-    whether a write replaces or appends to a partition."""
+    """A dataset's partition keys, how to find them, the sums its manifests keep, and whether a write
+    replaces or appends to a partition.
+
+    Rows are split by raw columns (``split_by``, cheap per row); ``keys_of`` then turns each distinct
+    raw value set into the partition's keys, once per partition rather than once per row.
+    """
 
     name: str
-    keys: Callable[[], dict[str, pl.Expr]]
+    key_names: tuple[str, ...]
+    split_by: tuple[str, ...]
+    keys_of: Callable[[Mapping[str, str]], dict[str, str]]
     sums: tuple[str, ...] = ()
     mode: Literal["replace", "append"] = "replace"
 
-    @property
-    def key_names(self) -> tuple[str, ...]:
-        return tuple(self.keys())
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
-def _billing_keys() -> dict[str, pl.Expr]:
+def safe_key(value: str | None) -> str:
+    """A partition value that is safe in any path and URL (Azure account ids hold slashes)."""
+    if value is None or value == HIVE_NULL:
+        return "none"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", value).strip("_") or "none"
+
+
+def _billing_keys(raw: Mapping[str, str]) -> dict[str, str]:
     return {
-        "provider": providers.slug_expr("ProviderName"),
-        "billing_period": pl.col("BillingPeriodStart").dt.strftime("%Y-%m"),
-        "billing_account": safe_key(pl.col("BillingAccountId")),
+        "provider": providers.slug(raw["ProviderName"]) if raw["ProviderName"] != HIVE_NULL else "unknown",
+        "billing_period": raw["BillingPeriodStart"][:7],
+        "billing_account": safe_key(raw["BillingAccountId"]),
     }
 
 
-def safe_key(e: pl.Expr) -> pl.Expr:
-    """A partition value that is safe in any path and URL (Azure account ids hold slashes)."""
-    return e.fill_null("none").str.replace_all(r"[^A-Za-z0-9._-]+", "_").str.strip_chars("_")
-
-
-def _price_keys() -> dict[str, pl.Expr]:
-    return {"provider": pl.col("provider"), "date": pl.col("observed_at").dt.strftime("%Y-%m-%d")}
+def _price_keys(raw: Mapping[str, str]) -> dict[str, str]:
+    return {"provider": safe_key(raw["provider"]), "date": raw["observed_at"][:10]}
 
 
 DATASETS: dict[str, Dataset] = {
-    "billing": Dataset("billing", _billing_keys, ("BilledCost", "EffectiveCost"), "replace"),
-    "prices": Dataset("prices", _price_keys, (), "append"),
+    "billing": Dataset("billing", ("provider", "billing_period", "billing_account"),
+                       ("ProviderName", "BillingPeriodStart", "BillingAccountId"), _billing_keys,
+                       ("BilledCost", "EffectiveCost"), "replace"),
+    "prices": Dataset("prices", ("provider", "date"), ("provider", "observed_at"), _price_keys, (), "append"),
 }
 
 
@@ -91,13 +104,14 @@ class Source:
     bytes: int
 
     @classmethod
-    def of(cls, path: str, storage_options: Mapping[str, Any] | None = None) -> Source:
+    def of(cls, path: str, storage_options: Mapping[str, Any] | None = None, name: str | None = None) -> Source:
+        """Checksum the file at ``path``; record it as ``name`` (default: ``path``)."""
         fs, p = fsspec.core.url_to_fs(path, **(storage_options or {}))
         h = hashlib.sha256()
         with fs.open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
+            for chunk in iter(lambda: f.read(1 << 22), b""):
                 h.update(chunk)
-        return cls(path=str(path), sha256=h.hexdigest(), bytes=int(fs.size(p)))
+        return cls(path=name or str(path), sha256=h.hexdigest(), bytes=int(fs.size(p)))
 
 
 @dataclass
@@ -188,11 +202,10 @@ class Store:
 
     def files(self, dataset: str, filters: Mapping[str, str | Sequence[str]] | None = None) -> list[str]:
         """Data files (URLs) of the matching partitions, as their manifests list them."""
-        out = []
-        for m in self.manifests(dataset, filters):
-            base = self._dir(dataset, m.partition)
-            out.extend(self._url(f"{base}/{f}") for f in m.files)
-        return out
+        return self._file_urls(dataset, self.manifests(dataset, filters))
+
+    def _file_urls(self, dataset: str, manifests: Iterable[Manifest]) -> list[str]:
+        return [self._url(f"{self._dir(dataset, m.partition)}/{f}") for m in manifests for f in m.files]
 
     def scan(self, dataset: str, filters: Mapping[str, str | Sequence[str]] | None = None,
              schema: Mapping[str, pl.DataType] | None = None) -> pl.LazyFrame:
@@ -201,7 +214,7 @@ class Store:
         With no matching partition, an empty frame of ``schema`` (when given).
         """
         manifests = self.manifests(dataset, filters)
-        files = [self._url(f"{self._dir(dataset, m.partition)}/{f}") for m in manifests for f in m.files]
+        files = self._file_urls(dataset, manifests)
         if not files:
             return pl.LazyFrame(schema=dict(schema or {}))
         return pl.scan_parquet(files, storage_options=self.polars_options, hive_partitioning=False,
@@ -255,16 +268,17 @@ class Store:
                 pass
 
     def _stage(self, ds: Dataset, lf: pl.LazyFrame, stage: str) -> dict[str, list[str]]:
-        keys = ds.keys()
+        """Sink ``lf`` split by the dataset's raw columns; returns staged files by final partition."""
         written: list[str] = []
         lf.sink_parquet(
-            pl.PartitionBy(stage, key=[e.alias(k) for k, e in keys.items()], include_key=False),
-            mkdir=True, statistics=True,
+            pl.PartitionBy(stage, key=list(ds.split_by), include_key=True),
+            mkdir=True, statistics=True, row_group_size=ROW_GROUP_ROWS,
             sinked_paths_callback=lambda a: written.extend(p.path for p in a.paths),
         )
         staged: dict[str, list[str]] = {}
         for path in sorted(written, key=_natural):
-            rel = os.path.relpath(os.path.dirname(path), stage).replace(os.sep, "/")
+            raw = _parse_partition(os.path.relpath(os.path.dirname(path), stage).replace(os.sep, "/"))
+            rel = partition_path(ds.keys_of(raw))
             staged.setdefault(rel, []).append(path)
         return staged
 
@@ -367,6 +381,7 @@ class Transaction:
         self.dir = store._staging_dir(ds.name, self.run_id)
         self.parts: list[StagedPart] = []
         self.committed: list[Manifest] | None = None
+        self._attempts = 0
 
     def __enter__(self) -> Transaction:
         return self
@@ -376,12 +391,20 @@ class Transaction:
 
     def stage(self, frame: pl.LazyFrame | pl.DataFrame, sources: Iterable[Source] = ()) -> StagedPart:
         """Write ``frame`` to the staging area (one streaming pass), split by partition."""
-        sub = f"{self.dir}/{len(self.parts):05d}"
+        self._attempts += 1  # a fresh folder per attempt: a failed one may have left files behind
+        sub = f"{self.dir}/{self._attempts:05d}"
         files = self.store._stage(self.ds, frame.lazy(), sub)
         rows, sums = self.store._stats(self.ds, [f for fs in files.values() for f in fs]) if files else (0, {})
         part = StagedPart(files, rows, sums, list(sources))
         self.parts.append(part)
         return part
+
+    def discard(self, index: int) -> None:
+        """Drop a staged part (``-1``: the last one) and its files."""
+        part = self.parts.pop(index)
+        for files in part.files.values():
+            for f in files:
+                os.remove(f)
 
     def commit(self) -> list[Manifest]:
         """Make every staged partition visible, each by one atomic manifest switch."""

@@ -51,3 +51,15 @@ def test_the_real_1_0_sample_fails_only_on_its_own_defects(validator_venv: Path,
     ingest(store, [str(SAMPLE_10)])
     result = fv.run_focus_validator(store_output(store, tmp_path))
     assert set(result.blocking) == SAMPLE_10_SOURCE_DEFECTS
+
+
+def test_generated_exports_pass_after_ingest(validator_venv: Path, store: Store, tmp_path: Path) -> None:
+    """The demo's own path: generated native exports → ingest → the store's output passes."""
+    import datetime as dt
+
+    from finops.generate import write_exports
+
+    paths = write_exports(tmp_path / "exports", fmt="parquet", days=20, teams=3, seed=7, end=dt.date(2026, 10, 10))
+    ingest(store, [str(p) for p in paths])
+    result = fv.run_focus_validator(store_output(store, tmp_path))
+    assert result.passed, result.blocking
