@@ -44,7 +44,7 @@ def make_input(rows: int, fmt: str, seed: int = 0) -> Path:
             else:
                 table = batch.to_arrow()
                 writer = writer or pq.ParquetWriter(f, table.schema, compression="zstd")
-                writer.write_table(table)
+                writer.write_table(table, row_group_size=65_536)  # as finops.generate's exports
         if writer:
             writer.close()
     tmp.rename(path)

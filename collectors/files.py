@@ -140,10 +140,21 @@ def _decimal_overrides(header: list[str]) -> dict[str, pl.DataType]:
     return out
 
 
-# -- provider quirks ---------------------------------------------------------------------------
-def fill_contracted(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Oracle (and some others) leave ContractedCost/ContractedUnitPrice empty when no negotiated
-    rate applies; FOCUS then has them equal the list figures."""
+# -- known defects of real exports -----------------------------------------------------------
+@dataclass(frozen=True)
+class Fix:
+    """A known defect of some exports: how to spot it on a conformed row, and how to mend it.
+
+    Mending is paid for only by files that need it: a file is first staged without fixes, checked
+    with every ``spots`` in one cheap columnar pass, and staged again with all fixes if any row
+    needs one (fixes leave rows that do not need them unchanged, so the result is the same)."""
+
+    name: str
+    spots: Callable[[], pl.Expr]
+    mend: Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
+def _fill_contracted(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.with_columns(
         pl.col("ContractedCost").fill_null(pl.col("ListCost")),
         pl.when(pl.col("ChargeCategory") != "Tax")
@@ -152,17 +163,15 @@ def fill_contracted(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def drop_numeric_zones(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Microsoft rows of the FinOps Foundation's FOCUS 1.0 sample carry the unit price in
-    AvailabilityZone ("0.045"); a zone is never a bare number, so such values become null."""
+NUMERIC = r"^[0-9.eE+-]+$"
+
+
+def _drop_numeric_zones(lf: pl.LazyFrame) -> pl.LazyFrame:
     az = pl.col("AvailabilityZone")
-    return lf.with_columns(pl.when(az.str.contains(r"^[0-9.eE+-]+$")).then(None).otherwise(az).alias("AvailabilityZone"))
+    return lf.with_columns(pl.when(az.str.contains(NUMERIC)).then(None).otherwise(az).alias("AvailabilityZone"))
 
 
-def spec_nulls(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Null what FOCUS says must be null and exports sometimes fill: ConsumedQuantity/ConsumedUnit
-    outside Usage rows (Oracle adjustments carry them), negative ContractedUnitPrice (an AWS credit
-    in the FinOps Foundation's sample has -3); and name an unnamed billing account by its id."""
+def _spec_nulls(lf: pl.LazyFrame) -> pl.LazyFrame:
     usage = pl.col("ChargeCategory") == "Usage"
     return lf.with_columns(
         pl.when(usage).then(pl.col("ConsumedQuantity")).alias("ConsumedQuantity"),
@@ -172,27 +181,65 @@ def spec_nulls(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-# Fixes applied after conform(), in order, to every file. They test values row by row, so a file
-# mixing providers (the FinOps Foundation's sample does) is handled.
-QUIRKS: tuple[Callable[[pl.LazyFrame], pl.LazyFrame], ...] = (
-    fill_contracted, drop_numeric_zones, spec_nulls, focus.upgrade)
+def _nulls_where_derivable() -> pl.Expr:
+    c = pl.col
+    return (c("ServiceSubcategory").is_null() | c("PricingCurrency").is_null()
+            | (c("BillingAccountType").is_null() & c("BillingAccountId").is_not_null())
+            | (c("SubAccountType").is_null() & c("SubAccountId").is_not_null())
+            | (c("SkuMeter").is_null() & c("SkuId").is_not_null()))
 
 
-def load(raw: pl.LazyFrame, name: str, fast: bool = False) -> pl.LazyFrame:
-    """Conform a raw export to FOCUS 1.2 and fix known quirks (lazily: errors surface on collect).
-    ``fast`` parses each date/time column with the one format a sample of the file shows."""
+# In the order they are applied. They test values row by row, so a file mixing providers (the
+# FinOps Foundation's sample does) is handled.
+FIXES: tuple[Fix, ...] = (
+    # Oracle leaves ContractedCost/ContractedUnitPrice empty when no negotiated rate applies;
+    # FOCUS then has them equal the list figures.
+    Fix("contracted-from-list", lambda: pl.col("ContractedCost").is_null()
+        | (pl.col("ContractedUnitPrice").is_null() & pl.col("ListUnitPrice").is_not_null()
+           & (pl.col("ChargeCategory") != "Tax")), _fill_contracted),
+    # Microsoft rows of the FinOps Foundation's 1.0 sample carry the unit price in AvailabilityZone.
+    Fix("numeric-zones", lambda: pl.col("AvailabilityZone").str.contains(NUMERIC), _drop_numeric_zones),
+    # What FOCUS says must be null and exports fill: ConsumedQuantity/Unit outside Usage rows
+    # (Oracle adjustments), a negative ContractedUnitPrice (an AWS credit in the sample); and an
+    # unnamed billing account, named by its id.
+    Fix("spec-nulls", lambda: ((pl.col("ChargeCategory") != "Usage")
+                               & (pl.col("ConsumedQuantity").is_not_null() | pl.col("ConsumedUnit").is_not_null()))
+        | (pl.col("ContractedUnitPrice") < 0) | pl.col("BillingAccountName").is_null(), _spec_nulls),
+    # Older FOCUS versions lack columns 1.1 and 1.2 added that FOCUS defines from others.
+    Fix("upgrade-to-1.2", _nulls_where_derivable, focus.upgrade),
+)
+
+
+def needs_repair(lf: pl.LazyFrame) -> list[str]:
+    """Which repairs a frame conformed with ``repair=False`` needs (``conform`` for null strings and
+    enumeration case, else the names of :data:`FIXES`), in one columnar pass."""
+    return _tally(lf)[0]
+
+
+def _tally(lf: pl.LazyFrame) -> tuple[list[str], dict[str, int]]:
+    # One pass over the staged data counts both the repairs it needs and the FOCUS rules it breaks.
+    repairs = {"conform": focus.repairs_needed(lf.collect_schema())} | {f.name: f.spots() for f in FIXES}
+    rules = {k: e for k, (_, _, e) in focus.checks(lf.collect_schema().names()).items()}
+    counts = focus.count(lf, repairs | rules)
+    return [k for k in repairs if counts[k]], counts
+
+
+def load(raw: pl.LazyFrame, name: str, fast: bool = False, repair: bool = True) -> pl.LazyFrame:
+    """Conform a raw export to FOCUS 1.2 and, with ``repair``, mend it (null strings, enumeration
+    case, :data:`FIXES`). Lazy: errors surface on collect. ``fast`` parses each date/time column with
+    the one format a sample of the file shows."""
     try:
         formats = None
         if fast:
             sample = raw.rename(focus.rename_map(raw.collect_schema().names())).head(1000).collect()
             formats = focus.sniff_datetime_formats(sample)
-        lf = focus.conform(raw, datetime_formats=formats)
+        lf = focus.conform(raw, datetime_formats=formats, repair=repair)
     except focus.FocusError as e:
         present = set(raw.collect_schema().names()) & set(focus.BY_NAME)
         hint = "" if len(present) >= 5 else " — this does not look like a FOCUS export"
         raise IngestError(f"{name}: {e}{hint}") from None
-    for fix in QUIRKS:
-        lf = fix(lf)
+    for fix in FIXES if repair else ():
+        lf = fix.mend(lf)
     return lf
 
 
@@ -235,10 +282,16 @@ def _stage_file(tx: Any, local: Path, name: str, pending: Future[Source], provid
     # defeats it, the general plan; if that fails too, find the offending values for the message.
     raw = read_raw(local, name)
     try:
-        lf = load(read_raw(local, name, typed=True), name, fast=True)
+        lf = load(read_raw(local, name, typed=True), name, fast=True, repair=False)
         part = tx.stage(lf)
+        needed, counts = _tally(part.scan())
+        if needed:
+            tx.discard(-1)
+            lf = load(read_raw(local, name, typed=True), name, fast=True)
+            part = tx.stage(lf)
+            counts = None
     except (pl.exceptions.PolarsError, OSError, IngestError):
-        lf = load(raw, name)
+        lf, counts = load(raw, name), None
         try:
             part = tx.stage(lf)
         except (pl.exceptions.PolarsError, OSError) as e:
@@ -251,7 +304,7 @@ def _stage_file(tx: Any, local: Path, name: str, pending: Future[Source], provid
         if found != {provider}:
             raise IngestError(f"{name}: --provider {provider} given, but the file holds rows of "
                               f"{', '.join(sorted(found))}")
-    problems = focus.validate(part.scan())
+    problems = focus.validate(part.scan(), counts)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise IngestError(f"{name}: not valid FOCUS: {_locate(lf, errors)}")

@@ -157,7 +157,7 @@ def store_info(ctx: typer.Context,
     keys = list(manifests[0].partition)
     table = Table(title=f"{store.url} — {dataset}: {len(manifests)} partition(s)")
     for k in keys + ["rows", *manifests[0].sums, "written"]:
-        table.add_column(k, justify="right" if k not in keys else "left")
+        table.add_column(k.removeprefix("billing_"), justify="right" if k not in keys else "left")
     for m in manifests:
         table.add_row(*m.partition.values(), f"{m.rows:,}", *(_money(v) for v in m.sums.values()),
                       m.written_at[:16].replace("T", " "))

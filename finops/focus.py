@@ -332,7 +332,8 @@ def _pairs_to_json(e: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return e.map_elements(fold, return_dtype=pl.String, skip_nulls=True)
 
 
-def conform(lf: pl.LazyFrame, strict: bool = True, datetime_formats: Mapping[str, str] | None = None) -> pl.LazyFrame:
+def conform(lf: pl.LazyFrame, strict: bool = True, datetime_formats: Mapping[str, str] | None = None,
+            repair: bool = True) -> pl.LazyFrame:
     """Conform a frame of FOCUS 1.0–1.3 data to the FOCUS 1.2 contract.
 
     Renames old and new column names onto 1.2, prefixes unknown columns with ``x_``, turns the
@@ -341,7 +342,10 @@ def conform(lf: pl.LazyFrame, strict: bool = True, datetime_formats: Mapping[str
     optional columns as typed nulls. Raises :class:`FocusError` listing every absent mandatory
     column. With ``strict=False`` a value that does not parse becomes null instead (see
     :func:`bad_values`). ``datetime_formats`` (column → strftime format, see
-    :func:`sniff_datetime_formats`) parse those columns with one fixed format. FOCUS columns come first in specification order, then ``x_`` columns in input order.
+    :func:`sniff_datetime_formats`) parse those columns with one fixed format. With ``repair=False``
+    the null strings and the case of enumerated values are left as they are — cheaper, for callers
+    that check :func:`repairs_needed` afterwards. FOCUS columns come first in specification order,
+    then ``x_`` columns in input order.
     """
     schema = lf.collect_schema()
     renames = rename_map(schema.names())
@@ -352,18 +356,27 @@ def conform(lf: pl.LazyFrame, strict: bool = True, datetime_formats: Mapping[str
         raise FocusError(f"missing mandatory FOCUS column(s): {', '.join(missing)}")
     nulls = {n: pl.when(pl.col(n).is_in(NULL_STRINGS)).then(None).otherwise(pl.col(n)).alias(n)
              for n, t in schema.items() if t == pl.String}
-    lf = lf.with_columns(nulls.values()) if nulls else lf
+    lf = lf.with_columns(nulls.values()) if nulls and repair else lf
     exprs: list[pl.Expr] = []
     for col in COLUMNS:
         if col.name in schema:
             e = _cast(col, schema[col.name], strict, (datetime_formats or {}).get(col.name))
-            if col.allowed:
+            if col.allowed and repair:
                 e = _canonical_case_expr(e, col.allowed)
             exprs.append(e.alias(col.name))
         else:
             exprs.append(pl.lit(None, dtype=col.dtype).alias(col.name))
     extras = [pl.col(n) for n in schema.names() if n not in BY_NAME]
     return lf.select(exprs + extras)
+
+
+def repairs_needed(schema: Mapping[str, pl.DataType]) -> pl.Expr:
+    """True on a row of a frame conformed with ``repair=False`` that a repairing conform would change:
+    a null string (``NULL``, ``""``) in any text column, or an enumerated value outside its list."""
+    flags = [pl.col(n).is_in(NULL_STRINGS) for n, t in schema.items() if t == pl.String]
+    flags += [pl.col(c.name).is_not_null() & ~pl.col(c.name).is_in(c.allowed) for c in COLUMNS
+              if c.allowed and c.name in schema]
+    return pl.any_horizontal(flags).fill_null(False) if flags else pl.lit(False)
 
 
 def _canonical_case_expr(e: pl.Expr, allowed: tuple[str, ...]) -> pl.Expr:
@@ -423,19 +436,29 @@ def _cross_row_problems(lf: pl.LazyFrame, names: set[str]) -> list[Problem]:
     return out
 
 
-def validate(frame: pl.LazyFrame | pl.DataFrame) -> list[Problem]:
+def count(lf: pl.LazyFrame, flags: Mapping[str, pl.Expr]) -> dict[str, int]:
+    """How many rows each boolean expression holds on (null counts as false), in one pass."""
+    if not flags:
+        return {}
+    row = lf.select(e.fill_null(False).cast(pl.UInt32).sum().alias(k) for k, e in flags.items()).collect()
+    return {k: int(v) for k, v in row.row(0, named=True).items()}
+
+
+def validate(frame: pl.LazyFrame | pl.DataFrame, counts: Mapping[str, int] | None = None) -> list[Problem]:
     """Problems in a conformed frame: nulls where FOCUS forbids them, values outside the enumerations,
     ChargePeriodStart ≥ ChargePeriodEnd (and the same for billing periods), unknown currency codes.
 
     Returns an empty list when the frame keeps every rule checked. Problems of severity ``warning``
-    (rules over groups of rows) do not stop an ingest. One pass over the data, plus one small query
-    per rule broken to fetch examples.
+    (rules over groups of rows) do not stop an ingest. One pass over the data (none when ``counts``,
+    the :func:`count` of every rule in :func:`checks`, was taken alongside other tallies), plus one
+    small query per rule broken to fetch examples and one for the rules over groups of rows.
     """
     lf = frame.lazy()
     rules = checks(lf.collect_schema().names())
     if not rules:
         return []
-    counts = lf.select(e.cast(pl.UInt32).sum().alias(k) for k, (_, _, e) in rules.items()).collect().row(0, named=True)
+    if counts is None:
+        counts = count(lf, {k: e for k, (_, _, e) in rules.items()})
     problems: list[Problem] = []
     for key, (column, rule, expr) in rules.items():
         if counts[key]:

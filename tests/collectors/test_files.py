@@ -192,3 +192,18 @@ def test_empty_truncated_and_foreign_files(store: Store, tmp_path: Path) -> None
             ingest(store, [str(path)])
         assert str(path) in str(e.value) and fragment in str(e.value), str(e.value)
     assert snapshot(store) == before
+
+
+def test_repairs_are_spotted_and_cost_nothing_where_not_needed(tmp_path: Path) -> None:
+    from collectors.files import load, needs_repair, read_raw
+
+    def both(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+        fast = load(read_raw(path, typed=True), str(path), fast=True, repair=False).collect()
+        full = load(read_raw(path, typed=True), str(path), fast=True).collect()
+        return fast, full, needs_repair(fast.lazy())
+
+    fast, full, needed = both(SAMPLE_12)
+    assert needed == [] and fast.equals(full)  # a clean FOCUS 1.2 export: nothing to mend
+    fast, full, needed = both(SAMPLE_10)
+    assert needed == ["conform", "contracted-from-list", "numeric-zones", "spec-nulls", "upgrade-to-1.2"]
+    assert needs_repair(full.lazy()) == []  # mended once is mended
