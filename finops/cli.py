@@ -221,6 +221,13 @@ def generate(out_dir: Annotated[Path, typer.Option("--out", help="Folder for the
     """Generate realistic FOCUS exports of a multi-cloud ML organisation (deterministic from --seed)."""
     from finops.generate import write_exports
 
+    if grain not in ("daily", "hourly"):
+        _fail(f"--grain {grain!r}: expected daily or hourly")
+    if fmt not in ("parquet", "csv", "csv.gz"):
+        _fail(f"--format {fmt!r}: expected parquet, csv or csv.gz")
+    if rows is not None and rows < 0:
+        _fail(f"--rows {rows}: expected a count >= 0")
+
     with _progress() as progress:
         progress.add_task(f"generating into {out_dir}", total=None)
         paths = write_exports(out_dir, fmt=fmt, rows=rows, days=days, teams=teams, seed=seed, grain=grain)
@@ -261,10 +268,6 @@ def demo(ctx: typer.Context,
                       _money(r["EffectiveCost"]))
     out.print(table)
     err.print("next: `finops store info`, `finops validate`")
-
-
-def run() -> None:  # pragma: no cover - console entry point
-    app()
 
 
 if __name__ == "__main__":  # pragma: no cover
