@@ -6,17 +6,19 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from finops import config as config_mod
-from finops import focus
+from finops import focus, offers
 from finops.store import Manifest, Store, StoreError, summarise
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -24,6 +26,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="
                        "place workloads, allocate spend.")
 store_app = typer.Typer(no_args_is_help=True, help="Inspect the billing and price store.")
 app.add_typer(store_app, name="store")
+prices_app = typer.Typer(no_args_is_help=True, help="Spot and on-demand GPU/TPU prices, kept as history.")
+app.add_typer(prices_app, name="prices")
 
 out = Console()
 err = Console(stderr=True)
@@ -64,7 +68,7 @@ def _guard(fn: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (config_mod.ConfigError, IngestError, StoreError, focus.FocusError) as e:
+        except (config_mod.ConfigError, IngestError, StoreError, focus.FocusError, offers.OfferError) as e:
             _fail(str(e))
     return wrapper
 
@@ -173,6 +177,74 @@ def _manifest_row(m: Manifest) -> dict[str, Any]:
             "sources": m.sources}
 
 
+# -- prices ----------------------------------------------------------------------------------------
+@prices_app.command("import-catalog")
+@_guard
+def prices_import_catalog(
+        ctx: typer.Context,
+        directory: Annotated[Optional[Path], typer.Argument(help="Folder with <cloud>/vms.csv in SkyPilot's layout "
+                             "(default: the snapshot shipped with finops).")] = None,
+        observed_at: Annotated[Optional[datetime], typer.Option(help="When the prices were observed (default: "
+                               "the snapshot's date, or each file's modification time).")] = None,
+        as_json: JsonOpt = False) -> None:
+    """Import price catalogs in SkyPilot's CSV layout into the price history."""
+    from collectors.catalog import SNAPSHOT_DATE, read_catalog, snapshot_dir
+
+    cfg = ctx.obj.config()
+    when = observed_at.replace(tzinfo=observed_at.tzinfo or timezone.utc) if observed_at else None
+    if directory is None:
+        directory, when = snapshot_dir(), when or SNAPSHOT_DATE
+    df = read_catalog(directory, observed_at=when, interruption=cfg.prices.interruption)
+    known = offers.record(cfg.open_store(), df)
+    counts = df.group_by("provider", "market").len().sort("provider", "market").rows(named=True)
+    if as_json:
+        _emit_json({"imported": counts, "offers_known": known, "directory": str(directory)})
+        return
+    table = Table(title=f"Imported {df.height:,} price observations from {directory}")
+    for c in ("provider", "market", "offers"):
+        table.add_column(c, justify="right" if c == "offers" else "left")
+    for r in counts:
+        table.add_row(r["provider"], r["market"], f"{r['len']:,}")
+    out.print(table)
+
+
+@prices_app.command("show")
+@_guard
+def prices_show(
+        ctx: typer.Context,
+        accelerator: Annotated[Optional[str], typer.Option(help="e.g. A100, A100-80GB, H100, L4, TPU-v5e")] = None,
+        count: Annotated[Optional[float], typer.Option(help="Accelerators per machine.")] = None,
+        spot: Annotated[bool, typer.Option("--spot/--on-demand", help="Spot or on-demand offers.")] = False,
+        region: Annotated[Optional[list[str]], typer.Option(help="Only these regions (repeatable).")] = None,
+        provider: Annotated[Optional[list[str]], typer.Option(help="Only these providers (repeatable).")] = None,
+        limit: int = 15,
+        as_json: JsonOpt = False) -> None:
+    """The cheapest offers for an accelerator request, from the latest prices."""
+    cfg = ctx.obj.config()
+    lf = offers.latest_offers(cfg.open_store(), max_age=timedelta(hours=cfg.prices.max_age_hours),
+                              rates=cfg.prices.rates)
+    q = offers.Query(accelerator, count, "spot" if spot else "on_demand", tuple(region or ()), tuple(provider or ()))
+    rows = offers.select(lf, q).head(limit).collect()
+    if as_json:
+        _emit_json(rows.with_columns(pl.col("observed_at").dt.to_string()).to_dicts())
+        return
+    if rows.is_empty():
+        err.print("no offer matches; import prices first (`finops prices import-catalog`) or widen the query")
+        raise typer.Exit(1)
+    table = Table(title=f"Cheapest {'spot' if spot else 'on-demand'} offers"
+                        + (f" for {accelerator}" if accelerator else "") + (f" x{count:g}" if count else ""))
+    for c in ("provider", "region", "zone", "instance type", "accelerators", "vCPUs", "memory GB", "$/hour",
+              "observed", "note"):
+        table.add_column(c, justify="right" if c in ("vCPUs", "memory GB", "$/hour") else "left")
+    for r in rows.iter_rows(named=True):
+        acc = f"{r['accelerator_name']} x{r['accelerator_count']:g}" if r["accelerator_name"] else "-"
+        note = ", ".join(x for x in ("stale" if r["stale"] else None, r["flag"]) if x)
+        table.add_row(r["provider"], r["region"], r["zone"] or "", r["instance_type"], acc,
+                      f"{r['vcpus'] or 0:g}", f"{r['memory_gb'] or 0:g}", f"{r['price_per_hour']:.4f}",
+                      r["observed_at"].strftime("%Y-%m-%d %H:%M"), note)
+    out.print(table)
+
+
 # -- validate --------------------------------------------------------------------------------------
 @app.command()
 @_guard
@@ -243,7 +315,9 @@ def demo(ctx: typer.Context,
          days: int = 90, teams: int = 6, seed: int = 0,
          work: Annotated[Path, typer.Option(help="Folder for generated exports.")] = Path("demo-exports"),
          as_json: JsonOpt = False) -> None:
-    """End to end on generated data: FOCUS exports for 90 days, 6 teams, three clouds → ingest → totals."""
+    """End to end on generated data: FOCUS exports for 90 days, 6 teams, three clouds → ingest → totals;
+    the shipped price catalog → price history → cheapest offers."""
+    from collectors.catalog import SNAPSHOT_DATE, read_catalog, snapshot_dir
     from collectors.files import ingest as run_ingest
     from finops.generate import write_exports
 
@@ -256,9 +330,17 @@ def demo(ctx: typer.Context,
         t = steps.add_task("ingesting", total=len(paths))
         result = run_ingest(store, paths, progress=lambda p, s: steps.advance(t) if s == "staged" else None)
         steps.update(t, description=f"ingested {result.rows:,} rows into {store.url}")
+        t = steps.add_task("importing the price catalog snapshot", total=None)
+        known = offers.record(store, read_catalog(snapshot_dir(), observed_at=SNAPSHOT_DATE,
+                                                   interruption=ctx.obj.config().prices.interruption))
+        steps.update(t, description=f"{known:,} GPU/TPU offers known (catalog snapshot of {SNAPSHOT_DATE:%Y-%m-%d})",
+                     total=1, completed=1)
     totals = summarise(store.manifests("billing"), ("provider", "billing_period"))
+    cheapest = offers.select(offers.latest_offers(store), offers.Query("A100", 8, "spot")).head(3).collect()
     if as_json:
-        _emit_json({"store": store.url, "totals": totals})
+        _emit_json({"store": store.url, "totals": totals, "offers": known,
+                    "cheapest_a100x8_spot": cheapest.select("provider", "region", "instance_type",
+                                                            "price_per_hour").to_dicts()})
         return
     table = Table(title=f"Billing in {store.url} by provider and month")
     for c in ("provider", "month", "rows", "BilledCost", "EffectiveCost"):
@@ -267,7 +349,10 @@ def demo(ctx: typer.Context,
         table.add_row(r["provider"], r["billing_period"], f"{r['rows']:,}", _money(r["BilledCost"]),
                       _money(r["EffectiveCost"]))
     out.print(table)
-    err.print("next: `finops store info`, `finops validate`")
+    for r in cheapest.iter_rows(named=True):
+        out.print(f"cheapest 8x A100 spot: {r['provider']} {r['region']} {r['instance_type']} "
+                  f"${r['price_per_hour']:.2f}/h", highlight=False)
+    err.print("next: `finops store info`, `finops validate`, `finops prices show --accelerator H100 --count 8`")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -74,9 +74,28 @@ class Team(_Model):
         return v
 
 
+class PricesConfig(_Model):
+    max_age_hours: float = Field(default=24.0, gt=0)
+    """Offers observed longer ago than this are flagged stale (and can be excluded by the optimizer)."""
+    rates: dict[str, float] = Field(default_factory=dict)
+    """USD per unit of each other currency prices come in, e.g. ``{ EUR = 1.08 }``."""
+    interruption: dict[Literal["aws", "gcp", "azure"], dict[str, float]] = Field(default_factory=dict)
+    """Monthly spot interruption frequency by instance family (``"*"``: any other), overriding the
+    documented defaults in ``finops.offers.DEFAULT_MONTHLY_INTERRUPTION``."""
+
+    @field_validator("rates")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, r in v.items() if r <= 0)
+        if bad:
+            raise ValueError(f"exchange rates must be > 0: {', '.join(bad)}")
+        return v
+
+
 class Config(_Model):
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
+    prices: PricesConfig = PricesConfig()
     providers: dict[Literal["aws", "gcp", "azure"], ProviderConfig] = Field(default_factory=dict)
     teams: list[Team] = Field(default_factory=list)
     source: str | None = Field(default=None, exclude=True)
@@ -194,6 +213,12 @@ url = "./finops-data"
 [ledger]
 # Queue and ledger database (SQLAlchemy URL). Default: a SQLite file beside a local store.
 # url = "postgresql+psycopg://finops@db.internal/finops"
+
+[prices]
+max_age_hours = 24             # older offers are flagged stale
+rates = { EUR = 1.08 }         # USD per unit, for prices quoted in other currencies
+# Monthly spot interruption frequency by instance family, overriding the built-in defaults:
+interruption = { aws = { p5 = 0.25, g5 = 0.075 }, gcp = { "*" = 0.2 } }
 
 [providers.aws]
 # Linked accounts, with the team that owns each where one does.

@@ -9,7 +9,9 @@ previous manifest, and so the previous data, in place; files no manifest names a
 and swept by the next write.
 
 Datasets: ``billing`` (FOCUS rows, partitioned by provider, billing period and billing account;
-writes replace partitions) and ``prices`` (price observations by provider and day; writes append).
+writes replace partitions), ``prices`` (every price observation, by provider and day; writes append,
+history is never rewritten) and ``offers`` (the newest observation of each offer, by provider;
+refreshed from ``prices`` on every price write, so the optimizer reads one small frame).
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ def _billing_keys(raw: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def _provider_key(raw: Mapping[str, str]) -> dict[str, str]:
+    return {"provider": safe_key(raw["provider"])}
+
+
 def _price_keys(raw: Mapping[str, str]) -> dict[str, str]:
     return {"provider": safe_key(raw["provider"]), "date": raw["observed_at"][:10]}
 
@@ -88,6 +94,7 @@ DATASETS: dict[str, Dataset] = {
                        ("ProviderName", "BillingPeriodStart", "BillingAccountId"), _billing_keys,
                        ("BilledCost", "EffectiveCost"), "replace"),
     "prices": Dataset("prices", ("provider", "date"), ("provider", "observed_at"), _price_keys, (), "append"),
+    "offers": Dataset("offers", ("provider",), ("provider",), _provider_key, (), "replace"),
 }
 
 

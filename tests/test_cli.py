@@ -103,3 +103,20 @@ def test_generate_exact_rows_as_csv(tmp_path: Path) -> None:
     import polars as pl
 
     assert sum(pl.read_csv(tmp_path / f, infer_schema=False).height for f in res["files"]) == 5000
+
+
+def test_prices_import_catalog_and_show(tmp_path: Path) -> None:
+    res = json.loads(run(tmp_path, "prices", "import-catalog", "--json").stdout)
+    assert {(r["provider"], r["market"]) for r in res["imported"]} == {
+        (p, m) for p in ("aws", "gcp", "azure") for m in ("on_demand", "spot")}
+    again = json.loads(run(tmp_path, "prices", "import-catalog", "--json").stdout)
+    assert again["offers_known"] == res["offers_known"]  # importing twice adds nothing
+    shown = json.loads(run(tmp_path, "prices", "show", "--accelerator", "H100", "--count", "8", "--spot",
+                           "--limit", "5", "--json").stdout)
+    prices = [r["price_per_hour"] for r in shown]
+    assert len(shown) == 5 and prices == sorted(prices)
+    assert {r["accelerator_name"] for r in shown} == {"H100"} and {r["market"] for r in shown} == {"spot"}
+    table = run(tmp_path, "prices", "show", "--accelerator", "A100-80GB", "--provider", "gcp").stdout
+    assert "a2-ultragpu" in table and "stale" in table  # the snapshot is months old
+    none = run(tmp_path, "prices", "show", "--accelerator", "H100", "--region", "nowhere-1", check=False)
+    assert none.returncode == 1 and "no offer matches" in none.stderr

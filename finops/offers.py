@@ -1,0 +1,247 @@
+"""The offer contract: one row per purchasable unit of capacity at a time, from any provider.
+
+Every price observation is kept in the store's ``prices`` dataset (appended, never rewritten);
+:func:`latest_offers` gives the newest price per offer, flagging stale ones. Accelerators have one
+naming across providers (:func:`canonical_accelerator`): ``A100-40GB`` and ``A100-80GB``, ``H100``,
+``L4``, ``T4``, ``TPU-v5e`` … with the count in chips.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+import polars as pl
+
+Market = Literal["on_demand", "spot"]
+MARKETS: tuple[str, ...] = ("on_demand", "spot")
+
+SCHEMA = pl.Schema({
+    "provider": pl.String(),            # aws | gcp | azure
+    "region": pl.String(),
+    "zone": pl.String(),                # null where the price is regional
+    "instance_type": pl.String(),
+    "accelerator_name": pl.String(),    # canonical (see ACCELERATORS); null for CPU-only offers
+    "accelerator_count": pl.Float64(),  # chips; fractional GPUs exist (Azure NV-series)
+    "accelerator_memory_gb": pl.Float64(),  # per accelerator
+    "vcpus": pl.Float64(),
+    "memory_gb": pl.Float64(),
+    "market": pl.String(),              # on_demand | spot
+    "price_per_hour": pl.Float64(),     # in `currency`
+    "currency": pl.String(),
+    "observed_at": pl.Datetime("us", "UTC"),
+    "source": pl.String(),              # e.g. aws:pricing.get_products, catalog:skypilot
+    "sku": pl.String(),                 # the provider's SKU or meter id, where there is one
+    "interruption_rate": pl.Float64(),  # expected interruptions per hour (spot), 0 on demand
+    "flag": pl.String(),                # why a row is doubtful (unknown instance type, …); null if fine
+})
+KEY = ("provider", "region", "zone", "instance_type", "market")
+"""What identifies an offer across observations."""
+
+
+class OfferError(ValueError):
+    """Offers that break the contract: names the provider, region and SKU or instance type."""
+
+
+# -- accelerators ----------------------------------------------------------------------------------
+ACCELERATORS: dict[str, float] = {
+    # NVIDIA
+    "A100-40GB": 40, "A100-80GB": 80, "H100": 80, "H200": 141, "B200": 180, "GB200": 186, "L4": 24,
+    "L40S": 48, "L40": 48, "A10G": 24, "A10": 24, "T4": 16, "V100-16GB": 16, "V100-32GB": 32,
+    "P100": 16, "P4": 8, "K80": 12, "M60": 8, "A40": 48, "RTX6000-Ada": 48,
+    # AMD, AWS silicon
+    "MI300X": 192, "MI25": 16, "Inferentia2": 32, "Trainium": 32, "Trainium2": 96,
+    # Google TPUs, memory per chip
+    "TPU-v2": 8, "TPU-v3": 16, "TPU-v4": 32, "TPU-v5e": 16, "TPU-v5p": 95, "TPU-v6e": 32,
+}
+_ALIASES: dict[str, str] = {
+    "A100": "A100-40GB", "A100-SXM4-40GB": "A100-40GB", "A100-80GB-SXM": "A100-80GB",
+    "A100-SXM4-80GB": "A100-80GB", "H100-MEGA": "H100", "H100-SXM": "H100", "H100-NVLINK": "H100",
+    "H100-NVL": "H100", "H100-80GB": "H100", "H200-SXM": "H200", "V100": "V100-16GB",
+    "V100-SXM2-16GB": "V100-16GB", "V100-SXM2-32GB": "V100-32GB", "RADEON-MI25": "MI25",
+    "INSTINCT-MI300X": "MI300X", "TESLA-T4": "T4", "TESLA-V100": "V100-16GB", "TESLA-P100": "P100",
+    "TESLA-P4": "P4", "TESLA-K80": "K80", "TESLA-M60": "M60", "NVIDIA-L4": "L4",
+    "TPU-V5LITEPOD": "TPU-v5e", "TPU-V5-LITE": "TPU-v5e", "TPU-V5LITE": "TPU-v5e", "TPU-V5E": "TPU-v5e",
+    "TPU-V5P": "TPU-v5p", "TPU-V6E": "TPU-v6e", "TPU-V4": "TPU-v4", "TPU-V3": "TPU-v3", "TPU-V2": "TPU-v2",
+}
+_BY_UPPER = {k.upper(): k for k in ACCELERATORS} | {k.upper(): v for k, v in _ALIASES.items()}
+
+
+def canonical_accelerator(name: str | None, memory_gb: float | None = None) -> str | None:
+    """One name across providers: ``"NVIDIA A100-SXM4-80GB"`` → ``A100-80GB``; ``"A100"`` with 80 GB
+    → ``A100-80GB``; ``"tpu-v5litepod-8"`` → ``TPU-v5e``. Unknown names come back as given (trimmed),
+    for the caller to flag rather than guess."""
+    if name is None or not name.strip():
+        return None
+    raw = name.strip()
+    key = re.sub(r"^(NVIDIA|AMD|TESLA)[\s_-]+", "", raw.upper().replace(" ", "-"))
+    key = re.sub(r"-(\d+)$", "", key) if key.startswith("TPU") else key  # slice size: tpu-v5e-8
+    canon = _BY_UPPER.get(key) or _BY_UPPER.get(f"TESLA-{key}")
+    if canon is None:
+        return raw
+    if memory_gb and canon in ("A100-40GB", "V100-16GB") and memory_gb > ACCELERATORS[canon] * 1.5:
+        canon = {"A100-40GB": "A100-80GB", "V100-16GB": "V100-32GB"}[canon]
+    return canon
+
+
+def accelerator_family(name: str) -> list[str]:
+    """Canonical names a request means: ``A100`` → both A100s, ``A100-80GB`` → itself."""
+    up = name.strip().upper()
+    family = [n for n in ACCELERATORS if n.upper() == up or n.upper().startswith(f"{up}-")]
+    return family or [canonical_accelerator(name) or name]
+
+
+def tpu_chips(slice_name: str) -> int | None:
+    """Chips in a TPU slice name: ``tpu-v5litepod-8`` → 8; ``tpu-v3-32`` (cores) → 16."""
+    m = re.search(r"tpu-(v\d+\w*?)-(\d+)$", slice_name.lower())
+    if not m:
+        return None
+    version, n = m.group(1), int(m.group(2))
+    # v2, v3 and v4/v5p name slices by TensorCores (two per chip); v5e and v6e by chips.
+    return n // 2 if version in ("v2", "v3", "v4", "v5p") else n
+
+
+# -- interruption risk -----------------------------------------------------------------------------
+HOURS_PER_MONTH = 730.0
+# AWS Spot Advisor bands ("frequency of interruption" in a month) by instance family, as the midpoint
+# of the band; GPU families sit in the upper bands. Azure and GCP publish no per-family figures:
+# Azure's eviction-rate bands (0-5 … 20+%) and GCP's spot preemption are set per provider.
+AWS_BAND_MIDPOINTS = {"<5%": 0.025, "5-10%": 0.075, "10-15%": 0.125, "15-20%": 0.175, ">20%": 0.25}
+DEFAULT_MONTHLY_INTERRUPTION: dict[str, dict[str, float]] = {
+    "aws": {"p5": 0.25, "p5e": 0.25, "p4d": 0.25, "p4de": 0.25, "p3": 0.175, "p3dn": 0.175, "p6-b200": 0.25,
+            "g6": 0.125, "g6e": 0.125, "g5": 0.075, "g4dn": 0.075, "inf2": 0.075, "trn1": 0.125, "*": 0.125},
+    "azure": {"*": 0.15},
+    "gcp": {"*": 0.20},
+}
+
+
+def interruption_table(overrides: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
+    """The defaults with per-provider ``overrides`` (from ``[prices.interruption]``) laid over them."""
+    over = overrides or {}
+    return {p: {**DEFAULT_MONTHLY_INTERRUPTION.get(p, {}), **over.get(p, {})}
+            for p in set(DEFAULT_MONTHLY_INTERRUPTION) | set(over)}
+
+
+def instance_family(provider: str, instance_type: str) -> str:
+    """The family a provider's interruption figures are keyed by: ``p4d.24xlarge`` → ``p4d``."""
+    if provider == "aws":
+        return instance_type.split(".", 1)[0]
+    if provider == "gcp":
+        return instance_type.split("-", 1)[0]
+    m = re.match(r"(?:Standard_)?([A-Za-z]+)", instance_type)
+    return m.group(1) if m else instance_type
+
+
+def interruption_rate(provider: str, instance_type: str, market: str,
+                      monthly: Mapping[str, Mapping[str, float]] | None = None) -> float:
+    """Expected interruptions per hour: 0 on demand; on spot, the monthly interruption frequency for
+    the family (``monthly``, defaulting to :data:`DEFAULT_MONTHLY_INTERRUPTION`) over 730 hours."""
+    if market != "spot":
+        return 0.0
+    table = (monthly or DEFAULT_MONTHLY_INTERRUPTION).get(provider, {})
+    rate = table.get(instance_family(provider, instance_type), table.get("*", 0.15))
+    return rate / HOURS_PER_MONTH
+
+
+# -- frames ----------------------------------------------------------------------------------------
+def frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """Offers as a frame of :data:`SCHEMA` (absent fields null), checked by :func:`check`."""
+    df = pl.DataFrame([{k: r.get(k) for k in SCHEMA} for r in rows], schema=SCHEMA)
+    check(df)
+    return df
+
+
+def check(df: pl.DataFrame) -> None:
+    """Raise :class:`OfferError` for rows no optimizer should see: a price of zero or less, a market
+    other than on_demand/spot, a missing provider, region or instance type."""
+    bad_price = df.filter(pl.col("price_per_hour").is_null() | (pl.col("price_per_hour") <= 0))
+    bad_market = df.filter(~pl.col("market").is_in(MARKETS))
+    missing = df.filter(pl.any_horizontal(pl.col(c).is_null() for c in ("provider", "region", "instance_type")))
+    for rows, what in ((bad_price, "price of zero or less"), (bad_market, "market not on_demand or spot"),
+                       (missing, "missing provider, region or instance type")):
+        if rows.height:
+            ex = rows.head(3).select("provider", "region", "instance_type", "sku", "price_per_hour", "market")
+            where = "; ".join(f"{r['provider']} {r['region']} {r['instance_type']} (sku {r['sku']}): "
+                              f"{r['market']} {r['price_per_hour']}" for r in ex.iter_rows(named=True))
+            raise OfferError(f"{rows.height} offer(s) with a {what}: {where}")
+
+
+def to_usd(df: pl.LazyFrame, rates: Mapping[str, float]) -> pl.LazyFrame:
+    """Prices converted to USD with ``rates`` (currency → USD per unit); a currency without a rate
+    is an error rather than a silent 1:1."""
+    currencies = set(df.select(pl.col("currency").unique()).collect().to_series().to_list())
+    missing = sorted(c for c in currencies - {"USD"} if c not in rates)
+    if missing:
+        raise OfferError(f"no exchange rate for {', '.join(missing)}; add it under [prices.rates] in finops.toml")
+    rate = pl.lit(1.0)
+    for cur, r in rates.items():
+        rate = pl.when(pl.col("currency") == cur).then(pl.lit(float(r))).otherwise(rate)
+    return df.with_columns((pl.col("price_per_hour") * rate).alias("price_per_hour"), pl.lit("USD").alias("currency"))
+
+
+def latest(history: pl.LazyFrame, *, now: datetime | None = None, max_age: timedelta | None = None,
+           exclude_stale: bool = False) -> pl.LazyFrame:
+    """The newest observation of each offer (:data:`KEY`) in a price history, with ``stale`` true
+    where it is older than ``max_age`` (never, without one)."""
+    now = now or datetime.now(timezone.utc)
+    newest = history.sort("observed_at").group_by(list(KEY), maintain_order=True).last()
+    stale = (pl.col("observed_at") < pl.lit(now - max_age)) if max_age else pl.lit(False)
+    out = newest.with_columns(stale.alias("stale"))
+    return out.filter(~pl.col("stale")) if exclude_stale else out
+
+
+def record(store: Any, observations: pl.DataFrame) -> int:
+    """Append ``observations`` (offer rows) to the price history and refresh the latest view of the
+    providers they cover; returns the number of offers now known for those providers."""
+    check(observations)
+    touched = observations["provider"].unique().to_list()
+    days = observations["observed_at"].dt.strftime("%Y-%m-%d").unique().to_list()
+    seen = store.scan("prices", {"provider": touched, "date": days}, schema=SCHEMA).select(*KEY, "observed_at")
+    # Recording the same observations again (a catalog imported twice) adds nothing.
+    new = observations.lazy().join(seen, on=[*KEY, "observed_at"], how="anti", nulls_equal=True).collect()
+    if new.is_empty():
+        return store.scan("offers", {"provider": touched}, schema=SCHEMA).select(pl.len()).collect().item()
+    store.write("prices", new)
+    known = store.scan("offers", {"provider": touched}, schema=SCHEMA).select(list(SCHEMA))
+    fresh = latest(pl.concat([known, new.lazy().select(list(SCHEMA))])).drop("stale").collect()
+    store.write("offers", fresh)
+    return fresh.height
+
+
+def latest_offers(store: Any, *, now: datetime | None = None, max_age: timedelta | None = None,
+                  exclude_stale: bool = False, rates: Mapping[str, float] | None = None) -> pl.LazyFrame:
+    """The newest price of every offer, with ``stale`` where older than ``max_age``; prices in USD
+    (``rates``: currency → USD) when ``rates`` is given."""
+    lf = store.scan("offers", schema=SCHEMA)
+    lf = latest(lf, now=now, max_age=max_age, exclude_stale=exclude_stale)
+    return to_usd(lf, rates) if rates is not None else lf
+
+
+@dataclass(frozen=True)
+class Query:
+    """What ``finops prices show`` asks for."""
+
+    accelerator: str | None = None
+    count: float | None = None
+    market: Market | None = None
+    regions: Sequence[str] = ()
+    providers: Sequence[str] = ()
+
+
+def select(offers: pl.LazyFrame, q: Query) -> pl.LazyFrame:
+    """Offers matching ``q``, cheapest first."""
+    lf = offers
+    if q.accelerator:
+        lf = lf.filter(pl.col("accelerator_name").is_in(accelerator_family(q.accelerator)))
+    if q.count is not None:
+        lf = lf.filter(pl.col("accelerator_count") == q.count)
+    if q.market:
+        lf = lf.filter(pl.col("market") == q.market)
+    if q.regions:
+        lf = lf.filter(pl.col("region").is_in(list(q.regions)))
+    if q.providers:
+        lf = lf.filter(pl.col("provider").is_in(list(q.providers)))
+    return lf.sort("price_per_hour")
