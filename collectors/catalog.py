@@ -103,7 +103,15 @@ def _aws(raw: pl.DataFrame, when: datetime) -> pl.DataFrame:
 
 
 def _azure(raw: pl.DataFrame, when: datetime) -> pl.DataFrame:
-    df = raw.with_columns(pl.lit(None, pl.String).alias("zone"), _gpu_memory_gb().alias("gpu_mem"))
+    from collectors.azure.prices import VM_SHAPES
+
+    # Where Microsoft's size pages say more than the catalog (H100 NVL, not H100), they win, so the
+    # catalog and the Retail Prices collector name the same size the same way.
+    known = {size: shape.accelerator for size, shape in VM_SHAPES.items()}
+    df = raw.with_columns(
+        pl.col("InstanceType").replace_strict(known, default=pl.col("AcceleratorName"), return_dtype=pl.String)
+        .alias("AcceleratorName"),
+        pl.lit(None, pl.String).alias("zone"), _gpu_memory_gb().alias("gpu_mem"))
     return _offer_columns(_markets(df, pl.lit(None, pl.String)), "azure", when, "catalog:skypilot-azure")
 
 

@@ -25,8 +25,8 @@ SCHEMA = pl.Schema({
     "zone": pl.String(),                # null where the price is regional
     "instance_type": pl.String(),
     "accelerator_name": pl.String(),    # canonical (see ACCELERATORS); null for CPU-only offers
-    "accelerator_count": pl.Float64(),  # chips; fractional GPUs exist (Azure NV-series)
-    "accelerator_memory_gb": pl.Float64(),  # per accelerator
+    "accelerator_count": pl.Float64(),  # chips; a share of one GPU is a fraction (Azure NVads A10 v5: 1/6)
+    "accelerator_memory_gb": pl.Float64(),  # per whole accelerator: a 1/6 share of an A10 still says 24
     "vcpus": pl.Float64(),
     "memory_gb": pl.Float64(),
     "market": pl.String(),              # on_demand | spot
@@ -49,18 +49,18 @@ class OfferError(ValueError):
 # -- accelerators ----------------------------------------------------------------------------------
 ACCELERATORS: dict[str, float] = {
     # NVIDIA
-    "A100-40GB": 40, "A100-80GB": 80, "H100": 80, "H200": 141, "B200": 180, "GB200": 186, "L4": 24,
+    "A100-40GB": 40, "A100-80GB": 80, "H100": 80, "H100-NVL": 94, "H200": 141, "B200": 180, "GB200": 186, "L4": 24,
     "L40S": 48, "L40": 48, "A10G": 24, "A10": 24, "T4": 16, "V100-16GB": 16, "V100-32GB": 32,
     "P100": 16, "P4": 8, "K80": 12, "M60": 8, "A40": 48, "RTX6000-Ada": 48,
     # AMD, AWS silicon
-    "MI300X": 192, "MI25": 16, "Inferentia2": 32, "Trainium": 32, "Trainium2": 96,
+    "MI300X": 192, "MI25": 16, "V620": 32, "V710": 28, "Inferentia2": 32, "Trainium": 32, "Trainium2": 96,
     # Google TPUs, memory per chip
     "TPU-v2": 8, "TPU-v3": 16, "TPU-v4": 32, "TPU-v5e": 16, "TPU-v5p": 95, "TPU-v6e": 32,
 }
 _ALIASES: dict[str, str] = {
     "A100": "A100-40GB", "A100-SXM4-40GB": "A100-40GB", "A100-80GB-SXM": "A100-80GB",
     "A100-SXM4-80GB": "A100-80GB", "H100-MEGA": "H100", "H100-SXM": "H100", "H100-NVLINK": "H100",
-    "H100-NVL": "H100", "H100-80GB": "H100", "H200-SXM": "H200", "V100": "V100-16GB",
+    "H100-80GB": "H100", "RADEON-PRO-V620": "V620", "RADEON-PRO-V710": "V710", "H200-SXM": "H200", "V100": "V100-16GB",
     "V100-SXM2-16GB": "V100-16GB", "V100-SXM2-32GB": "V100-32GB", "RADEON-MI25": "MI25",
     "INSTINCT-MI300X": "MI300X", "TESLA-T4": "T4", "TESLA-V100": "V100-16GB", "TESLA-P100": "P100",
     "TESLA-P4": "P4", "TESLA-K80": "K80", "TESLA-M60": "M60", "NVIDIA-L4": "L4",
@@ -131,8 +131,8 @@ def instance_family(provider: str, instance_type: str) -> str:
         return instance_type.split(".", 1)[0]
     if provider == "gcp":
         return instance_type.split("-", 1)[0]
-    m = re.match(r"(?:Standard_)?([A-Za-z]+)", instance_type)
-    return m.group(1) if m else instance_type
+    # Standard_NC24ads_A100_v4 → NCads_A100_v4: the series, without the size
+    return re.sub(r"^(?:Standard_)?([A-Za-z]+)\d+", r"\1", instance_type)
 
 
 def interruption_rate(provider: str, instance_type: str, market: str,

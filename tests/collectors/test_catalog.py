@@ -86,3 +86,14 @@ def test_contract_holds_on_every_row(catalog: pl.DataFrame) -> None:
 def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(offers.OfferError, match="no <cloud>/vms.csv catalog"):
         read_catalog(tmp_path)
+
+
+def test_azure_sizes_are_named_as_the_retail_prices_collector_names_them(catalog: pl.DataFrame) -> None:
+    from collectors.azure.prices import VM_SHAPES
+
+    az = catalog.filter(pl.col("provider") == "azure").select("instance_type", "accelerator_name").unique()
+    both = az.filter(pl.col("instance_type").is_in(list(VM_SHAPES)))
+    assert both.height > 20
+    for size, name in both.iter_rows():
+        assert name == VM_SHAPES[size].accelerator, size
+    assert "H100-NVL" in both["accelerator_name"].to_list()

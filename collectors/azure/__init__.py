@@ -1,0 +1,1 @@
+"""Azure collectors: prices (Retail Prices API)."""
