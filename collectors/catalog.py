@@ -41,8 +41,9 @@ GCP_GPU_HOSTS: dict[str, tuple[str, int]] = {
     "a4-highgpu-8g": ("B200", 8),
     **{f"g2-standard-{v}": ("L4", n) for v, n in ((4, 1), (8, 1), (12, 1), (16, 1), (24, 2), (32, 1), (48, 4), (96, 8))},
 }
-# GPUs attached to general-purpose N1 hosts: the host SkyPilot picks by default for each count.
-GCP_N1_ATTACH: dict[int, str] = {1: "n1-highmem-8", 2: "n1-highmem-16", 4: "n1-highmem-32", 8: "n1-highmem-64"}
+# GPUs attached to general-purpose N1 hosts: n1-standard-8 fits every count (GCP's attach limits),
+# the same host collectors.gcp.prices composes, so both sources key these offers alike.
+GCP_N1_ATTACH: dict[int, str] = {1: "n1-standard-8", 2: "n1-standard-8", 4: "n1-standard-8", 8: "n1-standard-8"}
 GCP_ATTACHABLE = ("T4", "V100", "P100", "P4")
 
 
@@ -66,7 +67,7 @@ def read_catalog(directory: Path, *, observed_at: datetime | None = None,
         frames.append(READERS[provider](raw, when))
     if not frames:
         raise offers.OfferError(f"{directory}: no <cloud>/vms.csv catalog for {', '.join(providers)}")
-    return _finish(pl.concat(frames, how="diagonal_relaxed"), offers.interruption_table(interruption))
+    return _finish(pl.concat(frames, how="diagonal_relaxed"), interruption)
 
 
 def _num(col: str) -> pl.Expr:
@@ -177,16 +178,13 @@ def _offer_columns(df: pl.DataFrame, provider: str, when: datetime, source: str)
     return out
 
 
-def _finish(df: pl.DataFrame, monthly: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
+def _finish(df: pl.DataFrame, interruption: Mapping[str, Mapping[str, float]] | None) -> pl.DataFrame:
     """Fill the derived columns (per-chip memory, interruption rate, flags) and check the contract."""
     mem = pl.col("accelerator_name").replace_strict(offers.ACCELERATORS, default=None, return_dtype=pl.Float64)
     unknown = pl.col("accelerator_name").is_not_null() & ~pl.col("accelerator_name").is_in(list(offers.ACCELERATORS))
-    rates = [offers.interruption_rate(p, i, m, monthly) for p, i, m in
-             zip(df["provider"], df["instance_type"], df["market"])]
-    df = df.with_columns(
+    df = offers.with_interruption(df, interruption).with_columns(
         mem.alias("accelerator_memory_gb"),
-        pl.Series("interruption_rate", rates, dtype=pl.Float64),
-        pl.when(unknown).then(pl.lit("unknown accelerator")).otherwise(None).alias("flag"),
+        pl.when(unknown).then(pl.lit(offers.FLAG_UNKNOWN_ACCELERATOR)).otherwise(None).alias("flag"),
         pl.lit(None, pl.String).alias("sku"),
     ).filter(pl.col("price_per_hour") > 0)
     # The GCP file repeats some TPU rows word for word: one observation per offer.

@@ -26,6 +26,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="
                        "place workloads, allocate spend.")
 store_app = typer.Typer(no_args_is_help=True, help="Inspect the billing and price store.")
 app.add_typer(store_app, name="store")
+collect_app = typer.Typer(no_args_is_help=True, help="Collect from the clouds' APIs into the store.")
+app.add_typer(collect_app, name="collect")
 prices_app = typer.Typer(no_args_is_help=True, help="Spot and on-demand GPU/TPU prices, kept as history.")
 app.add_typer(prices_app, name="prices")
 
@@ -178,6 +180,59 @@ def _manifest_row(m: Manifest) -> dict[str, Any]:
 
 
 # -- prices ----------------------------------------------------------------------------------------
+@collect_app.command("prices")
+@_guard
+def collect_prices(
+        ctx: typer.Context,
+        provider: Annotated[Optional[list[str]], typer.Option(help="aws, gcp or azure (repeatable; default: "
+                            "the providers in finops.toml, else all three).")] = None,
+        region: Annotated[Optional[list[str]], typer.Option(help="Only these regions (repeatable; default: "
+                          "each provider's regions in finops.toml, else a few GPU regions).")] = None,
+        as_json: JsonOpt = False) -> None:
+    """Collect current spot and on-demand GPU/TPU prices from AWS, GCP and Azure into the price history."""
+    from collectors import prices as price_collectors
+
+    cfg = ctx.obj.config()
+    store = cfg.open_store()
+    chosen = provider or [p for p, c in cfg.providers.items() if c.enabled] or list(price_collectors.COLLECTORS)
+    unknown = [p for p in chosen if p not in price_collectors.COLLECTORS]
+    if unknown:
+        _fail(f"--provider {', '.join(unknown)}: expected aws, gcp or azure")
+    summary, failures = [], []
+    with _progress() as progress:
+        task = progress.add_task("prices", total=len(chosen))
+        for p in chosen:
+            regions = region or (cfg.providers[p].regions if p in cfg.providers else [])
+            t0 = time.perf_counter()
+            note = lambda msg, p=p: progress.update(task, description=f"{p}: {msg}")  # noqa: E731
+            try:
+                df = price_collectors.collect(p, regions, endpoint=cfg.prices.endpoints.get(p), progress=note)
+                df = offers.with_interruption(df, cfg.prices.interruption)
+                known = offers.record(store, df)
+            except offers.OfferError as e:
+                failures.append(f"{p}: {e}")
+            else:
+                summary.append({"provider": p, "observations": df.height, "spot": int((df["market"] == "spot").sum()),
+                                "on_demand": int((df["market"] == "on_demand").sum()), "offers_known": known,
+                                "flagged": int(df["flag"].is_not_null().sum()),
+                                "seconds": round(time.perf_counter() - t0, 2)})
+            progress.advance(task)
+    if as_json:
+        _emit_json({"collected": summary, "failed": failures})
+    else:
+        table = Table(title="Prices collected")
+        for c in ("provider", "observations", "spot", "on_demand", "flagged", "offers_known", "seconds"):
+            table.add_column(c, justify="left" if c == "provider" else "right")
+        for r in summary:
+            table.add_row(*(str(r[c]) for c in ("provider", "observations", "spot", "on_demand", "flagged",
+                                                "offers_known", "seconds")))
+        out.print(table)
+    for f in failures:
+        err.print(f"[bold red]error:[/] {f} (nothing recorded for it; the history is unchanged)", highlight=False)
+    if failures:
+        raise typer.Exit(2)
+
+
 @prices_app.command("import-catalog")
 @_guard
 def prices_import_catalog(

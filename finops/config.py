@@ -82,6 +82,8 @@ class PricesConfig(_Model):
     interruption: dict[Literal["aws", "gcp", "azure"], dict[str, float]] = Field(default_factory=dict)
     """Monthly spot interruption frequency by instance family (``"*"``: any other), overriding the
     documented defaults in ``finops.offers.DEFAULT_MONTHLY_INTERRUPTION``."""
+    endpoints: dict[Literal["aws", "gcp", "azure"], str] = Field(default_factory=dict)
+    """Price API endpoints other than the providers' own (a proxy, a mirror, a local emulator)."""
 
     @field_validator("rates")
     @classmethod

@@ -28,7 +28,7 @@ SCHEMA = pl.Schema({
     "accelerator_count": pl.Float64(),  # chips; a share of one GPU is a fraction (Azure NVads A10 v5: 1/6)
     "accelerator_memory_gb": pl.Float64(),  # per whole accelerator: a 1/6 share of an A10 still says 24
     "vcpus": pl.Float64(),
-    "memory_gb": pl.Float64(),
+    "memory_gb": pl.Float64(),          # as the provider sizes it (GiB on GCP and Azure)
     "market": pl.String(),              # on_demand | spot
     "price_per_hour": pl.Float64(),     # in `currency`
     "currency": pl.String(),
@@ -39,6 +39,8 @@ SCHEMA = pl.Schema({
     "flag": pl.String(),                # why a row is doubtful (unknown instance type, …); null if fine
 })
 KEY = ("provider", "region", "zone", "instance_type", "market")
+FLAG_UNKNOWN_ACCELERATOR = "unknown accelerator"
+FLAG_UNKNOWN_INSTANCE_TYPE = "unknown instance type"
 """What identifies an offer across observations."""
 
 
@@ -123,6 +125,13 @@ def interruption_table(overrides: Mapping[str, Mapping[str, float]] | None = Non
     over = overrides or {}
     return {p: {**DEFAULT_MONTHLY_INTERRUPTION.get(p, {}), **over.get(p, {})}
             for p in set(DEFAULT_MONTHLY_INTERRUPTION) | set(over)}
+
+
+def with_interruption(df: pl.DataFrame, overrides: Mapping[str, Mapping[str, float]] | None = None) -> pl.DataFrame:
+    """``df`` with ``interruption_rate`` set from the defaults and ``overrides`` (``[prices.interruption]``)."""
+    table = interruption_table(overrides)
+    rates = [interruption_rate(p, i, m, table) for p, i, m in zip(df["provider"], df["instance_type"], df["market"])]
+    return df.with_columns(pl.Series("interruption_rate", rates, dtype=pl.Float64))
 
 
 def instance_family(provider: str, instance_type: str) -> str:

@@ -120,3 +120,42 @@ def test_prices_import_catalog_and_show(tmp_path: Path) -> None:
     assert "a2-ultragpu" in table and "stale" in table  # the snapshot is months old
     none = run(tmp_path, "prices", "show", "--accelerator", "H100", "--region", "nowhere-1", check=False)
     assert none.returncode == 1 and "no offer matches" in none.stderr
+
+
+def test_collect_prices_from_the_three_clouds_price_apis(tmp_path: Path) -> None:
+    """`finops collect prices` with the real SDK clients against local servers speaking each price API."""
+    from tests.fakes.aws_prices import AWSPricesFake
+    from tests.fakes.azure_retail import AzureRetailFake, catalog_rows, items_from_catalog
+    from tests.fakes.gcp_catalog import FakeCloudCatalog
+
+    with AWSPricesFake() as aws, FakeCloudCatalog() as gcp, AzureRetailFake(items_from_catalog(catalog_rows())) as az:
+        (tmp_path / "finops.toml").write_text(
+            '[prices.endpoints]\n'
+            f'aws = "{aws.url}"\ngcp = "{gcp.url}"\nazure = "{az.url}"\n'
+            '[prices.interruption]\naws = { p4d = 0.5 }\n'
+            '[providers.aws]\nregions = ["us-east-1"]\n[providers.gcp]\nregions = ["us-central1"]\n'
+            '[providers.azure]\nregions = ["eastus"]\n')
+        env_aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        res = run_env(tmp_path, env_aws, "collect", "prices", "--json")
+        collected = {r["provider"]: r for r in json.loads(res.stdout)["collected"]}
+        assert set(collected) == {"aws", "gcp", "azure"}
+        assert all(r["spot"] > 0 and r["on_demand"] > 0 for r in collected.values())
+        shown = json.loads(run(tmp_path, "prices", "show", "--accelerator", "A100", "--spot", "--json",
+                               "--limit", "100").stdout)
+        assert {r["provider"] for r in shown} == {"aws", "gcp", "azure"}
+        p4d = [r for r in shown if r["instance_type"] == "p4d.24xlarge"]
+        assert p4d and all(r["interruption_rate"] == pytest.approx(0.5 / 730) for r in p4d)  # config override
+        before = json.loads(run(tmp_path, "store", "info", "--dataset", "prices", "--json").stdout)["partitions"]
+        az.fail(page=1, status=503, times=None)
+        failed = run_env(tmp_path, env_aws, "collect", "prices", "--provider", "azure", check=False)
+        assert failed.returncode == 2 and "azure" in failed.stderr and "eastus" in failed.stderr
+        after = json.loads(run(tmp_path, "store", "info", "--dataset", "prices", "--json").stdout)["partitions"]
+        assert after == before  # nothing partial recorded
+
+
+def run_env(cwd: Path, extra: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FINOPS_CONFIG", "AWS_PROFILE")} | {"COLUMNS": "200"} | extra
+    proc = subprocess.run(FINOPS + list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"finops {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -54,7 +54,7 @@ SOURCE = "azure:retail-prices"
 BASE_URL = "https://prices.azure.com"
 PATH = "/api/retail/prices"
 API_VERSION = "2023-01-01-preview"
-UNKNOWN_TYPE = "unknown instance type"
+UNKNOWN_TYPE = offers.FLAG_UNKNOWN_INSTANCE_TYPE
 GPU_SERIES = re.compile(r"^Standard_N[CDGV]")
 """GPU sizes: the NC, NCC, ND, NG and NV families. NP is FPGA; no other family starts with N."""
 

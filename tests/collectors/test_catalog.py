@@ -49,7 +49,7 @@ def test_gcp_gpu_machines_are_the_vm_plus_its_gpus(catalog: pl.DataFrame) -> Non
     assert price(got, market="on_demand") == pytest.approx([float(vm["Price"]) + 8 * float(gpu["Price"])])
     assert price(got, market="spot") == pytest.approx([float(vm["SpotPrice"]) + 8 * float(gpu["SpotPrice"])])
     assert got["accelerator_name"].unique().to_list() == ["A100-40GB"]
-    t4 = catalog.filter(pl.col("instance_type") == "n1-highmem-8+T4x1")
+    t4 = catalog.filter(pl.col("instance_type") == "n1-standard-8+T4x1")
     assert t4.height > 0 and t4["accelerator_count"].unique().to_list() == [1.0]
 
 

@@ -1,0 +1,1 @@
+"""Google Cloud: prices (``prices``) from the Cloud Billing Catalog API."""
