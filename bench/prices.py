@@ -54,13 +54,39 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def collection() -> None:
+    """A full collection from the three clouds' price APIs, served by the local fakes of the test
+    suite (real SDK clients, real wire formats, real prices from the catalogs)."""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from collectors import prices as price_collectors
+    from tests.fakes.aws_prices import AWSPricesFake
+    from tests.fakes.azure_retail import AzureRetailFake, catalog_rows, items_from_catalog
+    from tests.fakes.gcp_catalog import FakeCloudCatalog
+
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    regions = {"aws": ("us-east-1", "us-west-2", "eu-west-1"), "gcp": ("us-central1", "europe-west4"),
+               "azure": ("eastus", "westeurope", "westus3")}
+    with AWSPricesFake() as aws, FakeCloudCatalog() as gcp, AzureRetailFake(items_from_catalog(catalog_rows())) as az:
+        for provider, url in (("aws", aws.url), ("gcp", gcp.url), ("azure", az.url)):
+            t0 = time.perf_counter()
+            df = price_collectors.collect(provider, regions[provider], endpoint=url)
+            print(json.dumps({"bench": "prices.collect", "provider": provider, "regions": len(regions[provider]),
+                              "offers": df.height, "seconds": round(time.perf_counter() - t0, 3)}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--catalog", type=Path, default=SHARED if SHARED.exists() else snapshot_dir())
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--skip-collection", action="store_true")
     args = ap.parse_args()
+    if not args.skip_collection:
+        collection()
     root = OUT / f"prices-{args.rows}"
     if args.rebuild:
         shutil.rmtree(root, ignore_errors=True)
