@@ -147,7 +147,7 @@ def _progress() -> Progress:
 @store_app.command("info")
 @_guard
 def store_info(ctx: typer.Context,
-               dataset: Annotated[str, typer.Option(help="billing or prices")] = "billing",
+               dataset: Annotated[str, typer.Option(help="billing, prices or offers")] = "billing",
                as_json: JsonOpt = False) -> None:
     """Partitions, rows and cost totals, read from the partition manifests (no data scan)."""
     store = ctx.obj.store()
