@@ -289,12 +289,20 @@ class Store:
             staged.setdefault(rel, []).append(path)
         return staged
 
-    def _stats(self, ds: Dataset, files: list[str]) -> tuple[int, dict[str, str]]:
+    def _stats(self, ds: Dataset, files: Mapping[str, list[str]]) -> dict[str, Stats]:
+        """Rows and sums of each staged partition, in one query over all its files."""
+        owner = {f: rel for rel, fs in files.items() for f in fs}
+        if not owner:
+            return {}
         exprs = [pl.len().alias("__rows")] + [pl.col(c).sum().alias(c) for c in ds.sums]
-        row = pl.scan_parquet(files, hive_partitioning=False).select(exprs).collect().row(0, named=True)
-        return int(row.pop("__rows")), {k: str(v if v is not None else 0) for k, v in row.items()}
+        per_file = (pl.scan_parquet(list(owner), hive_partitioning=False, include_file_paths="__file")
+                    .group_by("__file").agg(exprs).collect())
+        out = {rel: Stats() for rel in files}
+        for row in per_file.iter_rows(named=True):
+            out[owner[row.pop("__file")]] += Stats(int(row.pop("__rows")), {k: str(v or 0) for k, v in row.items()})
+        return out
 
-    def _commit(self, ds: Dataset, rel: str, files: list[str], stats: tuple[int, dict[str, str]],
+    def _commit(self, ds: Dataset, rel: str, files: list[str], stats: Stats,
                 sources: list[dict[str, Any]], run_id: str) -> Manifest:
         keys = _parse_partition(rel)
         keys = {k: keys[k] for k in ds.key_names}
@@ -309,7 +317,7 @@ class Store:
             else:
                 self.fs.put_file(f, f"{target}/{name}")
             names.append(name)
-        rows, sums = stats
+        rows, sums = stats.rows, dict(stats.sums)
         history = ((old.history + [_history_entry(old)]) if old else [])[-20:]
         if ds.mode == "append" and old:
             names = old.files + names
@@ -360,14 +368,34 @@ class Store:
         return n
 
 
+@dataclass(frozen=True)
+class Stats:
+    """Rows and exact sums (as decimal strings) of some files."""
+
+    rows: int = 0
+    sums: dict[str, str] = field(default_factory=dict)
+
+    def __add__(self, other: Stats) -> Stats:
+        keys = self.sums.keys() | other.sums.keys()
+        return Stats(self.rows + other.rows,
+                     {k: str(Decimal(self.sums.get(k, "0")) + Decimal(other.sums.get(k, "0"))) for k in sorted(keys)})
+
+
 @dataclass
 class StagedPart:
-    """One staged frame: its files by partition, row count and sums, not yet visible to readers."""
+    """One staged frame: its files and their stats by partition, not yet visible to readers."""
 
     files: dict[str, list[str]]
-    rows: int
-    sums: dict[str, str]
+    stats: dict[str, Stats]
     sources: list[Source]
+
+    @property
+    def rows(self) -> int:
+        return sum(st.rows for st in self.stats.values())
+
+    @property
+    def sums(self) -> dict[str, str]:
+        return sum(self.stats.values(), Stats()).sums
 
     def scan(self) -> pl.LazyFrame:
         paths = [f for fs in self.files.values() for f in fs]
@@ -401,8 +429,7 @@ class Transaction:
         self._attempts += 1  # a fresh folder per attempt: a failed one may have left files behind
         sub = f"{self.dir}/{self._attempts:05d}"
         files = self.store._stage(self.ds, frame.lazy(), sub)
-        rows, sums = self.store._stats(self.ds, [f for fs in files.values() for f in fs]) if files else (0, {})
-        part = StagedPart(files, rows, sums, list(sources))
+        part = StagedPart(files, self.store._stats(self.ds, files), list(sources))
         self.parts.append(part)
         return part
 
@@ -417,15 +444,16 @@ class Transaction:
         """Make every staged partition visible, each by one atomic manifest switch."""
         if self.committed is not None:
             raise StoreError("transaction already committed")
-        by_rel: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
+        by_rel: dict[str, tuple[list[str], list[dict[str, Any]], list[Stats]]] = {}
         for part in self.parts:
             for rel, files in part.files.items():
-                fs_, srcs = by_rel.setdefault(rel, ([], []))
+                fs_, srcs, stats = by_rel.setdefault(rel, ([], [], []))
                 fs_.extend(files)
                 srcs.extend(s.__dict__ for s in part.sources if s.__dict__ not in srcs)
+                stats.append(part.stats[rel])
         self.committed = [
-            self.store._commit(self.ds, rel, files, self.store._stats(self.ds, files), srcs, self.run_id)
-            for rel, (files, srcs) in sorted(by_rel.items())
+            self.store._commit(self.ds, rel, files, sum(stats, Stats()), srcs, self.run_id)
+            for rel, (files, srcs, stats) in sorted(by_rel.items())
         ]
         return self.committed
 
