@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench focus-validator clean
+.PHONY: install demo test bench focus-validator chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,19 @@ demo: install
 focus-validator:
 	bash .ci/focus-validator.sh || echo "WARNING: focus-validator unavailable; the conformance test will say why" >&2
 
-test: install focus-validator
+# Headless Chromium renders the HTML chargeback in a test (skipped without it, failed under CI).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+	  echo "WARNING: chromium unavailable; the HTML report test will say why" >&2
+
+test: install focus-validator chromium
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/placement.py
+	$(BIN)/python bench/chargeback.py
 
 clean:
-	rm -rf $(VENV) .venv-focus-validator finops-data demo-exports .pytest_cache
+	rm -rf $(VENV) .venv-focus-validator finops-data demo-exports reports .pytest_cache

@@ -22,6 +22,7 @@ from typing import Any, Literal, Mapping
 import fsspec
 import polars as pl
 
+from collectors import billing, formats
 from finops import focus, providers
 from finops.store import Manifest, Source, Store
 
@@ -258,11 +259,18 @@ def ingest(store: Store, urls: Sequence[str | Path], *, provider: str | None = N
     result = IngestResult()
     seen: set[str] = set()
     note = progress or (lambda _p, _s: None)
+    together: dict[str, tuple[formats.NativeFormat, list[str]]] = {}
     with store.transaction("billing") as tx:
         for url in map(str, urls):
             note(url, "reading")
             with local_copy(url, storage_options) as (local, pending):
-                staged = _stage_file(tx, local, url, pending, provider)
+                raw = read_raw(local, url)
+                native = formats.detect(raw.collect_schema().names())
+                if native is not None and native.together is not None:  # read as a set, below
+                    _check_provider(native.provider, provider, url)
+                    together.setdefault(native.name, (native, []))[1].append(url)
+                    continue
+                staged = _stage_file(tx, local, raw, native, url, pending, provider)
                 if staged.source.sha256 in seen:  # same bytes as an earlier file of this run
                     tx.discard(-1)
                     result.skipped.append(url)
@@ -271,16 +279,48 @@ def ingest(store: Store, urls: Sequence[str | Path], *, provider: str | None = N
                 seen.add(staged.source.sha256)
                 result.files.append(staged)
             note(url, "staged")
+        for native, group in together.values():
+            result.files += _stage_together(tx, native, group, storage_options)
+            for url in group:
+                note(url, "staged")
         result.manifests = tx.commit()
     for f in result.files:
         note(f.path, "committed")
     return result
 
 
-def _stage_file(tx: Any, local: Path, name: str, pending: Future[Source], provider: str | None) -> FileResult:
-    # Fast plan first (types parsed by the reader, one datetime format per column); if the file
-    # defeats it, the general plan; if that fails too, find the offending values for the message.
-    raw = read_raw(local, name)
+def _check_provider(found: str, wanted: str | None, name: str) -> None:
+    if wanted and found != wanted:
+        raise IngestError(f"{name}: --provider {wanted} given, but the file holds rows of {found}")
+
+
+def _stage_together(tx: Any, native: formats.NativeFormat, urls: list[str],
+                    storage_options: Mapping[str, Any] | None) -> list[FileResult]:
+    """Files of a layout read as a set (one chunk per billing period), checked as collectors are."""
+    out = []
+    try:
+        for chunk in native.together(urls, storage_options):  # type: ignore[misc]
+            part = billing.stage(tx, chunk)
+            where = urls[0] if len(urls) == 1 else f"{len(urls)} {native.name} files"
+            out.append(FileResult(f"{where} [{chunk.period:%Y-%m}]", part.rows,
+                                  {k: Decimal(v) for k, v in part.sums.items()}, chunk.sources[0]))
+    except billing.CollectError as e:
+        raise IngestError(str(e)) from None
+    return out
+
+
+def _stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeFormat | None, name: str,
+                pending: Future[Source], provider: str | None) -> FileResult:
+    # Native exports are mapped to FOCUS. FOCUS files: the fast plan first (types parsed by the
+    # reader, one datetime format per column); if the file defeats it, the general plan; if that
+    # fails too, find the offending values for the message.
+    if native is not None:
+        lf = _native(native, raw, name)
+        try:
+            part = tx.stage(lf)
+        except (pl.exceptions.PolarsError, OSError) as e:
+            raise IngestError(f"{name} ({native.name}): {_first_line(e)}") from None
+        return _finish(part, lf, name, pending, provider, None)
     try:
         lf = load(read_raw(local, name, typed=True), name, fast=True, repair=False)
         part = tx.stage(lf)
@@ -296,6 +336,21 @@ def _stage_file(tx: Any, local: Path, name: str, pending: Future[Source], provid
             part = tx.stage(lf)
         except (pl.exceptions.PolarsError, OSError) as e:
             raise _explain(e, raw, name) from None
+    return _finish(part, lf, name, pending, provider, counts)
+
+
+def _native(fmt: formats.NativeFormat, raw: pl.LazyFrame, name: str) -> pl.LazyFrame:
+    """A native export (CUR, Azure cost details, BigQuery export) mapped to FOCUS and conformed."""
+    try:
+        return focus.conform(fmt.to_focus(raw, name))
+    except (focus.FocusError, ValueError) as e:
+        if isinstance(e, IngestError):
+            raise
+        raise IngestError(f"{name} ({fmt.name}): {_first_line(e)}") from None
+
+
+def _finish(part: Any, lf: pl.LazyFrame, name: str, pending: Future[Source], provider: str | None,
+            counts: dict[str, int] | None) -> FileResult:
     if part.rows == 0:
         raise IngestError(f"{name}: no rows (header only)")
     if provider:

@@ -19,7 +19,7 @@ DEFAULT_REGIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _is_loopback(url: str | None) -> bool:
+def is_loopback(url: str | None) -> bool:
     host = urlparse(url or "").hostname or ""
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -43,7 +43,7 @@ def _gcp(regions: Sequence[str], endpoint: str | None, when: datetime, note: Not
     kwargs: dict[str, object] = {}
     if endpoint:
         kwargs = {"client_options": ClientOptions(api_endpoint=endpoint), "transport": "rest"}
-        if _is_loopback(endpoint):  # a local emulator or test server, as Google's own emulators are used
+        if is_loopback(endpoint):  # a local emulator or test server, as Google's own emulators are used
             from google.auth.credentials import AnonymousCredentials
 
             kwargs["credentials"] = AnonymousCredentials()

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_VAR = "FINOPS_CONFIG"
 DEFAULT_FILE = "finops.toml"
@@ -48,10 +48,35 @@ class Account(_Model):
     name: str | None = None
     team: str | None = None
     """Team that owns everything billed to this account, if any (used by allocation)."""
+    project: str | None = None
+    """Project that owns everything billed to this account (e.g. a GCP project), if any."""
+
+
+class BillingSource(_Model):
+    """One place a provider's bill is read from (``finops collect billing``)."""
+
+    kind: Literal["cur", "cost-explorer", "bigquery-export", "cost-management", "cost-details"]
+    location: str | None = None
+    """``cur``: ``s3://bucket/prefix`` of the report or data export; ``bigquery-export``: the table,
+    ``project.dataset.table``; ``cost-management``: the scope, e.g. ``/subscriptions/<id>``;
+    ``cost-details``: a folder, file or blob URL of exported CSVs; ``cost-explorer``: unused (the
+    accounts are the provider's ``accounts``)."""
+    name: str | None = None
+    """A label for progress and the source's cursor; default ``<kind>:<location>``."""
+    metrics: list[Literal["ActualCost", "AmortizedCost"]] = Field(default_factory=lambda: ["ActualCost", "AmortizedCost"])
+    """``cost-management``: which cost views to query."""
+    endpoint_url: str | None = None
+    """An API endpoint other than the provider's own (a proxy, a mirror, a local emulator)."""
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.kind}:{self.location or ''}"
 
 
 class ProviderConfig(_Model):
     enabled: bool = True
+    billing: list[BillingSource] = Field(default_factory=list)
+    """Where this provider's bill is collected from; see ``BillingSource``."""
     accounts: list[Account] = Field(default_factory=list)
     """AWS accounts, GCP projects or Azure subscriptions."""
     billing_accounts: list[str] = Field(default_factory=list)
@@ -94,12 +119,182 @@ class PricesConfig(_Model):
         return v
 
 
+class PatternRule(_Model):
+    """A regular expression on a column of the bill that names the owner: ``team``/``project`` given, or
+    captured by the named groups ``(?P<team>…)`` / ``(?P<project>…)``."""
+
+    pattern: str
+    column: Literal["ResourceName", "ResourceId", "SubAccountName", "SubAccountId", "ServiceName"] = "ResourceName"
+    team: str | None = None
+    project: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        import re
+
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from None
+        return v
+
+
+class SharedPool(_Model):
+    """Costs that belong to no team alone (support, a shared platform account, networking, …), matched by
+    any of the lists, then split ``even``-ly, ``proportional``-ly to direct spend, or by ``fixed``
+    ``percentages`` (which must sum to 100)."""
+
+    name: str
+    accounts: list[str] = Field(default_factory=list)
+    """SubAccountId or SubAccountName values."""
+    services: list[str] = Field(default_factory=list)
+    """ServiceName values."""
+    service_categories: list[str] = Field(default_factory=list)
+    """ServiceCategory values, e.g. ``Networking``."""
+    charge_categories: list[str] = Field(default_factory=list)
+    """ChargeCategory values, e.g. ``Tax``."""
+    split: Literal["even", "proportional", "fixed"] = "proportional"
+    percentages: dict[str, Decimal] = Field(default_factory=dict)
+    """``fixed``: team → percent; must sum to 100."""
+    project_percentages: dict[str, Decimal] = Field(default_factory=dict)
+    """``fixed``, for reports by project: project → percent (without them: proportional by project)."""
+    recipients: list[str] = Field(default_factory=list)
+    """``even``/``proportional``: only these teams; default every team with direct spend."""
+
+    @field_validator("percentages", "project_percentages")
+    @classmethod
+    def _hundred(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        if v and sum(v.values()) != 100:
+            raise ValueError(f"percentages must sum to 100 (got {sum(v.values())})")
+        if any(p < 0 for p in v.values()):
+            raise ValueError("percentages must not be negative")
+        return v
+
+    @model_validator(mode="after")
+    def _fixed_needs_percentages(self) -> SharedPool:
+        if self.split == "fixed" and not self.percentages:
+            raise ValueError("split = \"fixed\" needs percentages (recipient → percent, summing to 100)")
+        return self
+
+
+class AllocationConfig(_Model):
+    """How billing rows become team (and project) costs; see ``finops.allocation``."""
+
+    team_tags: list[str] = Field(default_factory=lambda: ["finops-team", "team", "Team"])
+    """Tag keys naming the team, in precedence order (the first present with a known value wins)."""
+    project_tags: list[str] = Field(default_factory=lambda: ["project", "Project"])
+    precedence: list[Literal["tags", "accounts", "patterns"]] = Field(
+        default_factory=lambda: ["tags", "accounts", "patterns"])
+    """Which kind of rule decides first when several apply."""
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
+    """Team → other spellings (besides ``teams[].aliases``); values are also case-folded, ``_`` → ``-``."""
+    project_aliases: dict[str, list[str]] = Field(default_factory=dict)
+    patterns: list[PatternRule] = Field(default_factory=list)
+    shared: list[SharedPool] = Field(default_factory=list)
+    untagged: Literal["unallocated", "even", "proportional"] = "unallocated"
+    """Spend no rule assigns: kept as ``unallocated`` or redistributed."""
+    credits: Literal["proportional", "unallocated"] = "proportional"
+    """Credits and refunds (ChargeCategory Credit/Adjustment) no rule assigns."""
+    basis: Literal["EffectiveCost", "BilledCost"] = "EffectiveCost"
+    """EffectiveCost (amortised; commitment purchases left out) or BilledCost (as invoiced)."""
+
+    @field_validator("shared")
+    @classmethod
+    def _unique_pools(cls, v: list[SharedPool]) -> list[SharedPool]:
+        names = [p.name for p in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"shared pool names must be unique; repeated: {', '.join(dup)}")
+        return v
+
+
+class EmailConfig(_Model):
+    host: str
+    port: int = 587
+    sender: str
+    to: list[str]
+    starttls: bool = True
+    ssl: bool = False
+    ca_file: str | None = None
+    """A CA bundle to verify the server's certificate with (an internal relay's private CA)."""
+    username_env: str | None = None
+    """Name of the environment variable holding the SMTP user (never the value itself)."""
+    password_env: str | None = None
+    """Name of the environment variable holding the SMTP password (never the value itself)."""
+
+
+class WebhookConfig(_Model):
+    url: str | None = None
+    """A Slack-compatible incoming-webhook URL without a secret in it (else use ``url_env``)."""
+    url_env: str | None = None
+    """Name of the environment variable holding the webhook URL (Slack's carry a token)."""
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookConfig:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError("give exactly one of url or url_env")
+        return self
+
+
+class ReportsConfig(_Model):
+    out: str = "./reports"
+    formats: list[Literal["csv", "xlsx", "html"]] = Field(default_factory=lambda: ["csv", "xlsx", "html"])
+    currency: str = "USD"
+    rates: dict[str, Decimal] = Field(default_factory=dict)
+    """Report-currency units per unit of each other billing currency, e.g. ``{ EUR = 1.08 }``."""
+    top_services: int = Field(default=5, ge=1)
+    email: EmailConfig | None = None
+    webhook: WebhookConfig | None = None
+
+
+class CapacityLimit(_Model):
+    """Accelerators (chips) at most in use at once for matching offers; ``"*"`` matches any."""
+
+    provider: str = "*"
+    region: str = "*"
+    accelerator: str = "*"
+    limit: float = Field(ge=0)
+
+
+class EgressRate(_Model):
+    """USD per GB moved from ``source`` to ``destination`` (``provider`` or ``provider:region``)."""
+
+    source: str
+    destination: str
+    per_gb: float = Field(ge=0)
+
+
+class PlacementConfig(_Model):
+    """The optimizer's limits and cost assumptions (``finops place``)."""
+
+    capacity: list[CapacityLimit] = Field(default_factory=list)
+    """Quota or capacity per (provider, region, accelerator), in accelerators."""
+    egress_internet: dict[str, float] = Field(default_factory=lambda: {"aws": 0.09, "gcp": 0.12, "azure": 0.087})
+    """USD per GB out of each provider to another cloud (list prices, first tier)."""
+    egress_inter_region: dict[str, float] = Field(default_factory=lambda: {"aws": 0.02, "gcp": 0.02, "azure": 0.02})
+    """USD per GB between two regions of the same provider."""
+    egress: list[EgressRate] = Field(default_factory=list)
+    """Rates for particular pairs, overriding the two defaults above."""
+    restart_overhead_minutes: float = Field(default=10.0, ge=0)
+    """Time lost to each spot interruption beyond the work since the last checkpoint."""
+    time_limit_seconds: float = Field(default=10.0, gt=0)
+    mip_rel_gap: float = Field(default=0.001, ge=0)
+    stale: Literal["exclude", "allow", "error"] = "exclude"
+    """Offers older than ``prices.max_age_hours``: left out, used, or refused with an error."""
+    blocked: list[str] = Field(default_factory=list)
+    """Offers never to use, as ``provider:region:instance_type`` with ``*`` wildcards."""
+
+
 class Config(_Model):
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
     prices: PricesConfig = PricesConfig()
     providers: dict[Literal["aws", "gcp", "azure"], ProviderConfig] = Field(default_factory=dict)
     teams: list[Team] = Field(default_factory=list)
+    allocation: AllocationConfig = AllocationConfig()
+    reports: ReportsConfig = ReportsConfig()
+    placement: PlacementConfig = PlacementConfig()
     source: str | None = Field(default=None, exclude=True)
     """The file this came from (None for the embedded defaults)."""
 
@@ -168,11 +363,12 @@ def parse(data: dict[str, Any], name: str = "<config>") -> Config:
     try:
         return Config.model_validate({**data, "source": name})
     except ValidationError as e:
-        lines = [f"{name}: {_key(err['loc'])}: {_expected(err)}" for err in e.errors()]
+        lines = [f"{name}: {field_path(err['loc'])}: {_expected(err)}" for err in e.errors()]
         raise ConfigError("invalid configuration\n  " + "\n  ".join(lines)) from None
 
 
-def _key(loc: tuple[Any, ...]) -> str:
+def field_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the path a user writes: ``providers.aws.accounts[0].id``."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -192,7 +388,8 @@ def _refuse_secrets(data: Any, name: str, path: str = "") -> None:
     if isinstance(data, dict):
         for k, v in data.items():
             key = f"{path}.{k}" if path else str(k)
-            if any(w in str(k).lower() for w in SECRET_WORDS):
+            # ``*_env`` keys name an environment variable holding the secret, never the secret itself.
+            if any(w in str(k).lower() for w in SECRET_WORDS) and not str(k).endswith("_env"):
                 raise ConfigError(f"{name}: {key}: credentials do not belong in finops.toml; "
                                   "use the cloud SDK's own credential chain (profiles, ADC, managed identity)")
             _refuse_secrets(v, name, key)
@@ -231,12 +428,31 @@ accounts = [
 billing_accounts = ["999999999999"]          # payer account(s)
 regions = ["us-east-1", "us-west-2", "eu-west-1"]
 
+# Where the bill comes from (`finops collect billing`): a CUR 2.0 / legacy CUR delivery in S3,
+# read through its manifests; or Cost Explorer for the payer accounts above (no CUR needed).
+[[providers.aws.billing]]
+kind = "cur"
+location = "s3://my-billing-bucket/cur/my-export"
+# [[providers.aws.billing]]
+# kind = "cost-explorer"
+
 [providers.gcp]
 accounts = [{ id = "ml-research-prod-1234", team = "ml-research" }]   # projects
 billing_accounts = ["01A2B3-C4D5E6-F70819"]
 
+[[providers.gcp.billing]]      # the Cloud Billing export to BigQuery (standard or detailed)
+kind = "bigquery-export"
+location = "my-billing-project.billing_export.gcp_billing_export_resource_v1_01A2B3_C4D5E6_F70819"
+
 [providers.azure]
 accounts = [{ id = "00000000-0000-0000-0000-000000000000", name = "vision-prod", team = "vision" }]  # subscriptions
+
+[[providers.azure.billing]]    # the Cost Management Query API (ActualCost and AmortizedCost)
+kind = "cost-management"
+location = "/subscriptions/00000000-0000-0000-0000-000000000000"
+# [[providers.azure.billing]]  # or cost-details exports (actual and amortized CSV): folder or blob URL
+# kind = "cost-details"
+# location = "az://cost-exports/finops"
 
 [[teams]]
 name = "ml-research"
@@ -249,4 +465,54 @@ aliases = ["ML-Research", "ml_research", "research"]
 name = "vision"
 monthly_budget = 60000
 home_provider = "azure"
+
+[placement]
+# Quota or capacity in accelerators per (provider, region, accelerator); "*" matches any.
+capacity = [{ provider = "aws", region = "us-east-1", accelerator = "H100", limit = 64 },
+            { provider = "gcp", accelerator = "TPU-v5e", limit = 256 }]
+restart_overhead_minutes = 10  # lost at each spot interruption, beyond the work since the last checkpoint
+time_limit_seconds = 10        # for the whole queue; the optimality gap is reported when reached
+stale = "exclude"              # offers older than prices.max_age_hours: "exclude", "allow" or "error"
+blocked = ["azure:*:Standard_NC6s_v3"]   # provider:region:instance_type, with * wildcards
+egress = [{ source = "aws:us-east-1", destination = "gcp", per_gb = 0.09 }]   # USD/GB, over the defaults
+
+[allocation]
+# Who owns a row: the first tag key present with a known team (values case-folded, _ → -, aliases
+# applied), else the account's team (providers.*.accounts), else a pattern on a column.
+team_tags = ["finops-team", "team", "Team"]
+project_tags = ["project", "Project"]
+precedence = ["tags", "accounts", "patterns"]
+untagged = "unallocated"       # or "proportional" / "even": redistribute what no rule assigns
+credits = "proportional"       # credits and refunds without an owner are split like direct spend
+basis = "EffectiveCost"        # amortised (commitment purchases left out), or "BilledCost"
+patterns = [{ column = "SubAccountName", pattern = "^(?P<team>[a-z-]+)-(prod|nonprod)$" }]
+
+[[allocation.shared]]          # costs that belong to no team alone
+name = "platform"
+accounts = ["222222222222"]
+split = "proportional"         # to direct spend; or "even", or "fixed" with percentages
+
+[[allocation.shared]]
+name = "network"
+service_categories = ["Networking"]
+split = "fixed"
+percentages = { ml-research = 70, vision = 30 }   # must sum to 100
+
+[reports]
+out = "./reports"
+formats = ["csv", "xlsx", "html"]
+currency = "USD"
+# rates = { EUR = 1.08 }       # report-currency units per unit of another billing currency
+
+# [reports.email]              # `finops report chargeback --send`
+# host = "smtp.example.com"
+# port = 587
+# sender = "finops@example.com"
+# to = ["ml-leads@example.com"]
+# ca_file = "/etc/ssl/certs/internal-ca.pem"   # only for a relay with a private CA
+# username_env = "FINOPS_SMTP_USER"       # names of environment variables, never the values
+# password_env = "FINOPS_SMTP_PASSWORD"
+
+# [reports.webhook]            # Slack-compatible incoming webhook
+# url_env = "FINOPS_WEBHOOK_URL"
 '''

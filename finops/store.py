@@ -40,6 +40,7 @@ from finops import providers
 
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
+CURSORS = "_cursors"
 STALE_STAGING_SECONDS = 6 * 3600
 # A partitioned sink buffers a row group per open partition: 25k rows keeps a 10M-row ingest under
 # 2 GB peak RSS (polars' default: 3.5 GB) at no measurable cost in time.
@@ -355,6 +356,32 @@ class Store:
             name = p.rstrip("/").rsplit("/", 1)[-1]
             if name != MANIFEST and name not in keep:
                 self.fs.rm(p, recursive=True)
+
+    # -- cursors -------------------------------------------------------------------------------
+    def cursor(self, source: str) -> dict[str, Any] | None:
+        """The state a collector saved for ``source`` after its last finished step, if any."""
+        try:
+            return json.loads(self.fs.cat_file(self._cursor_path(source)).decode())
+        except FileNotFoundError:
+            return None
+
+    def save_cursor(self, source: str, state: Mapping[str, Any]) -> None:
+        """Record a collector's progress for ``source`` (atomically: a rename locally, one PUT remotely)."""
+        path = self._cursor_path(source)
+        data = json.dumps(dict(state), sort_keys=True, default=str).encode()
+        if self.local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def _cursor_path(self, source: str) -> str:
+        return f"{self.root}/{CURSORS}/{safe_key(source)}.json"
 
     # -- maintenance ---------------------------------------------------------------------------
     def delete(self, dataset: str, filters: Mapping[str, str | Sequence[str]]) -> int:

@@ -40,11 +40,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fnmatch import fnmatchcase
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
+
+from tests.fakes.server import LocalServer, QuietHandler
 
 CATALOG = Path(__file__).resolve().parents[1] / "data" / "catalog" / "aws" / "vms.csv"
 ACTIONS = ("DescribeInstanceTypes", "DescribeSpotPriceHistory", "GetProducts")
@@ -143,8 +144,7 @@ class AWSPricesFake:
                                                        for r in self.rows if r.spot_price}
         self._faults: dict[str, _Faults] = {a: _Faults() for a in ACTIONS}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LocalServer | None = None
 
     # -- configuration -----------------------------------------------------------------------------
     def throttle(self, action: str, times: int = 1, *, status: int = 400) -> None:
@@ -195,8 +195,7 @@ class AWSPricesFake:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the fake is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def start(self) -> str:
         """Serve on 127.0.0.1, on an ephemeral port. Returns the URL."""
@@ -205,17 +204,12 @@ class AWSPricesFake:
         class Handler(_Handler):
             server_fake = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="aws-prices-fake", daemon=True)
-        self._thread.start()
+        self._server = LocalServer(Handler).start()
         return self.url
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> AWSPricesFake:
@@ -438,16 +432,11 @@ def _ec2_error(code: str, message: str) -> str:
             f"<Message>{escape(message)}</Message></Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server_fake: AWSPricesFake
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall per request
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-        pass
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = self.body()
         target = self.headers.get("X-Amz-Target")
         if target is not None:
             self._json(target, raw)
@@ -486,10 +475,5 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, _ec2_xml(action, out["items"], out["next"]), "xml")
 
     def _send(self, status: int, body: str, kind: str) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/x-amz-json-1.1" if kind == "json" else "text/xml;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(status, body, "application/x-amz-json-1.1" if kind == "json" else "text/xml;charset=UTF-8",
+                   {"x-amzn-RequestId": str(uuid.uuid4())})

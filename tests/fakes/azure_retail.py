@@ -28,9 +28,10 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.fakes.server import LocalServer, QuietHandler, Served
 from urllib.parse import parse_qs, quote, urlsplit
 
 API_PATH = "/api/retail/prices"
@@ -132,7 +133,7 @@ class _Failure:
     retry_after: str | None
 
 
-class AzureRetailFake:
+class AzureRetailFake(Served):
     """The fake API on an ephemeral loopback port. ``url`` is its base URL. ``requests`` lists
     ``(host, path_with_query)`` of every request, in order."""
 
@@ -148,15 +149,7 @@ class AzureRetailFake:
         self.requests: list[tuple[str, str]] = []
         self._failures: dict[int, _Failure] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="azure-retail-fake", daemon=True)  # quick shutdown
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        self._server = LocalServer(self._handler())
 
     def fail(self, *, page: int = 1, status: int = 429, times: int | None = 1,
              retry_after: str | None = "0") -> None:
@@ -165,36 +158,14 @@ class AzureRetailFake:
         with self._lock:
             self._failures[page] = _Failure(status, times, retry_after)
 
-    def __enter__(self) -> AzureRetailFake:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
     # -- request handling
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out in two writes; no 40 ms stalls
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (stdlib name)
                 status, body, headers = fake._answer(self.headers.get("Host", ""), self.path)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
-                pass
+                self.reply(status, json.dumps(body), "application/json; charset=utf-8", headers)
 
         return Handler
 

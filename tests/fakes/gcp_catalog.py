@@ -46,8 +46,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.server import LocalServer, QuietHandler
 
 COMPUTE_ENGINE = "6F81-5844-456A"
 CLOUD_TPU = "E000-3F24-B8AA"
@@ -251,25 +252,17 @@ class FakeCloudCatalog:
     def __init__(self, skus: Mapping[str, list[dict[str, Any]]] | None = None, *, page_size: int = 25) -> None:
         self._state = _State({k: list(v) for k, v in (skus or default_skus()).items()}, page_size)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LocalServer(_handler(self))
 
     # -- lifecycle
     def start(self) -> FakeCloudCatalog:
         """Serve in a background thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="fake-gcp-catalog", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server.stop()
 
     def __enter__(self) -> FakeCloudCatalog:
         return self.start()
@@ -280,9 +273,7 @@ class FakeCloudCatalog:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``."""
-        assert self._server, "not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def client(self) -> Any:
         """A real ``billing_v1.CloudCatalogClient`` (REST transport, anonymous) pointed at the fake."""
@@ -376,24 +367,12 @@ def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}}
 
 
-def _handler(fake: FakeCloudCatalog) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out at once: no delayed-ACK stalls
-
+def _handler(fake: FakeCloudCatalog) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             url = urllib.parse.urlsplit(self.path)
-            query = dict(urllib.parse.parse_qsl(url.query))
-            status, body = fake._answer(url.path, query)
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
+            status, body = fake._answer(url.path, dict(urllib.parse.parse_qsl(url.query)))
+            self.reply(status, json.dumps(body))
 
     return Handler
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import boto3
 import polars as pl
 import pytest
-from botocore.retries import standard
 
 from collectors.aws import prices
 from finops import offers
@@ -53,19 +52,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
 
 
-@pytest.fixture(autouse=True)
-def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """botocore's own backoff, recorded, and shortened 100× so the tests stay fast."""
-    delays: list[float] = []
-    original = standard.ExponentialBackoff.delay_amount
-
-    def shortened(self: standard.ExponentialBackoff, context: object) -> float:
-        delay = original(self, context)
-        delays.append(delay)
-        return delay / 100
-
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", shortened)
-    return delays
+pytestmark = pytest.mark.usefixtures("backoffs")  # every test: botocore's backoff, shortened
 
 
 @pytest.fixture

@@ -1,0 +1,184 @@
+"""Candidates: every (workload, offer) pair that meets the workload's needs, as polars joins.
+
+Specs become a frame of requirements (:func:`spec_frame`); offers are reduced to the cheapest zone per
+(provider, region, instance type, market) — capacity and residency are regional, so a dearer zone of
+the same offer can never be the better choice — and joined on (accelerator, count, market), once per
+distinct set of needs (:data:`NEEDS`), then fanned out to the workloads that share it. The remaining
+needs (vCPUs, memory, providers, regions, residency) are filters; blocked and flagged offers never enter.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from functools import lru_cache
+from datetime import datetime, timezone
+
+import polars as pl
+
+from finops import regions
+from finops.workloads import WorkloadSpec
+
+CPU = "cpu"  # accelerator key of CPU-only offers and requests
+OFFER_COLUMNS = ("provider", "region", "zone", "instance_type", "accelerator_name", "accelerator_count",
+                 "accelerator_memory_gb", "vcpus", "memory_gb", "market", "price_per_hour", "observed_at",
+                 "interruption_rate", "stale")
+
+
+class PlacementError(ValueError):
+    """Inputs the optimizer cannot work with (no prices at all, stale prices refused by config, …)."""
+
+
+def spec_frame(specs: Sequence[tuple[int, WorkloadSpec]], now: datetime | None = None) -> pl.DataFrame:
+    """One row per workload with what it needs, ready to join with offers."""
+    now = now or datetime.now(timezone.utc)
+    rows = []
+    locations: dict[tuple[str, str], int] = {}
+    for wid, s in specs:
+        acc = s.accelerators
+        rows.append({  # noqa: PERF401
+            "wid": wid, "name": s.name, "team": s.team, "kind": s.kind, "priority": s.priority,
+            "acc_names": ",".join(acc.names()) if acc else CPU, "acc_count": float(acc.count) if acc else 0.0,
+            "markets": ",".join(s.markets()), "min_vcpus": s.min_vcpus, "min_memory_gb": s.min_memory_gb,
+            "providers": ",".join(s.providers), "regions": ",".join(s.regions),
+            "residency": _residency(tuple(s.residency)),
+            "base_hours": s.base_hours, "checkpoint_hours": (s.checkpoint_minutes / 60 if s.checkpoint_minutes
+                                                             else (s.base_hours if s.kind == "train" else 0.0)),
+            "replicas": s.replicas, "spread": s.spread,
+            "ds_provider": s.dataset.provider if s.dataset else None,
+            "ds_region": s.dataset.region if s.dataset else None,
+            "ds_id": locations.setdefault((s.dataset.provider, s.dataset.region), len(locations)) if s.dataset else None,
+            "ds_gb": s.dataset.size_gb if s.dataset else 0.0,
+            "deadline_hours": ((s.deadline - now).total_seconds() / 3600 if s.deadline else None),
+        })
+    cols = {k: [r[k] for r in rows] for k in SPEC_SCHEMA}
+    return pl.DataFrame(cols, schema=SPEC_SCHEMA)
+
+
+@lru_cache(maxsize=256)
+def _residency(codes: tuple[str, ...]) -> str:
+    return ",".join(sorted(regions.expand(list(codes))))
+
+
+SPEC_SCHEMA = pl.Schema({
+    "wid": pl.Int64(), "name": pl.String(), "team": pl.String(), "kind": pl.String(), "priority": pl.Int64(),
+    "acc_names": pl.String(), "acc_count": pl.Float64(), "markets": pl.String(),
+    "min_vcpus": pl.Float64(), "min_memory_gb": pl.Float64(), "providers": pl.String(),
+    "regions": pl.String(), "residency": pl.String(), "base_hours": pl.Float64(),
+    "checkpoint_hours": pl.Float64(), "replicas": pl.Int64(), "spread": pl.Int64(), "ds_provider": pl.String(),
+    "ds_region": pl.String(), "ds_id": pl.Int64(), "ds_gb": pl.Float64(), "deadline_hours": pl.Float64(),
+})
+
+
+def prepare_offers(offers: pl.LazyFrame | pl.DataFrame, *, blocked: Sequence[str] = (),
+                   stale: str = "exclude") -> pl.DataFrame:
+    """Offers ready for the join: usable rows only (no flag, not blocked, stale per policy), the
+    cheapest zone of each offer, with the join keys and the region's jurisdiction."""
+    lf = offers.lazy()
+    if "stale" not in lf.collect_schema().names():
+        lf = lf.with_columns(pl.lit(False).alias("stale"))
+    df = lf.filter(pl.col("flag").is_null()).select(OFFER_COLUMNS).collect()
+    if df.is_empty():
+        raise PlacementError("the price table is empty: import prices first "
+                             "(`finops prices import-catalog` or `finops collect prices`)")
+    if stale == "error" and df["stale"].any():
+        n = int(df["stale"].sum())
+        raise PlacementError(f"{n} offer(s) have stale prices (older than prices.max_age_hours); "
+                             "collect prices again or set placement.stale = \"exclude\"")
+    if stale == "exclude":
+        df = df.filter(~pl.col("stale"))
+    if blocked:
+        df = df.filter(~_blocked(df, blocked))
+    df = (df.sort("price_per_hour")
+          .group_by("provider", "region", "instance_type", "market", maintain_order=True).first())
+    places = df.select("provider", "region").unique(maintain_order=True).with_row_index("place")
+    places = places.with_columns(pl.Series("jurisdiction", [regions.jurisdiction(p, r) for _, p, r in places.iter_rows()],
+                                           dtype=pl.String))
+    return (df.with_row_index("oid").join(places, on=["provider", "region"], how="left")
+            .with_columns(pl.col("accelerator_name").fill_null(CPU).alias("acc_key"),
+                          pl.col("accelerator_count").fill_null(0.0).alias("count_key")))
+
+
+def _blocked(df: pl.DataFrame, patterns: Sequence[str]) -> pl.Series:
+    keys = df.select(pl.concat_str("provider", "region", "instance_type", separator=":").alias("k"))["k"]
+    distinct = keys.unique().to_list()
+    hit = {k for k in distinct if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+    return keys.is_in(list(hit))
+
+
+COST_INPUTS = ("base_hours", "checkpoint_hours", "ds_id", "ds_gb", "deadline_hours")
+CANDIDATE_COLUMNS = ("wid", "oid", "place", "provider", "region", "market", "accelerator_name", "accelerator_count",
+                     "price_per_hour", "interruption_rate", *COST_INPUTS)
+"""What a candidate row carries; the rest of the offer is looked up by ``oid`` for the chosen few."""
+
+
+NEEDS = ("acc_names", "acc_count", "markets", "min_vcpus", "min_memory_gb", "providers", "regions", "residency")
+"""The spec columns that decide which offers fit; workloads alike in all of them share their offers."""
+
+
+def candidates(specs: pl.DataFrame, offers: pl.DataFrame, keep: Sequence[int] = ()) -> pl.LazyFrame:
+    """Every (workload, offer) pair meeting the workload's needs (``offers`` from :func:`prepare_offers`),
+    carrying the spec columns costing needs (:data:`COST_INPUTS`). The offers are matched once per
+    distinct set of needs (a queue has far fewer than workloads) and then fanned out to the workloads.
+
+    Of offers alike in everything costing and the shared limits look at — provider, region, market,
+    accelerator, interruption rate — only the cheapest is kept (a dearer twin can never be chosen: it
+    costs more, uses the same limits and has the same risk); offers in ``keep`` (those with commitment
+    pools) are always kept."""
+    classes = specs.select(NEEDS).unique(maintain_order=True).with_row_index("cls")
+    members = (specs.join(classes, on=list(NEEDS), how="inner", nulls_equal=True, maintain_order="left")
+               .select("wid", "cls", *COST_INPUTS))
+    req = (classes.select("cls", pl.col("acc_names").str.split(",").alias("acc_key"),
+                          pl.col("acc_count").alias("count_key"), pl.col("markets").str.split(",").alias("market"),
+                          "min_vcpus", "min_memory_gb")
+           .explode("acc_key").explode("market"))
+    fits = ((pl.col("min_vcpus") <= pl.col("vcpus").fill_null(0.0))
+            & (pl.col("min_memory_gb") <= pl.col("memory_gb").fill_null(0.0)))
+    # Joins keep their inputs' order, so the same queue and offers give the same rows (and tie-breaks).
+    lf = (req.lazy().join(offers.lazy(), on=["acc_key", "count_key", "market"], how="inner",
+                          maintain_order="left_right").filter(fits))
+    # Allowed providers / regions / jurisdictions: (class, value) pairs for the few classes that set them.
+    for list_col, col in (("providers", "provider"), ("regions", "region"), ("residency", "jurisdiction")):
+        allowed = (classes.filter(pl.col(list_col) != "").select("cls", pl.col(list_col).str.split(",").alias(col))
+                   .explode(col).with_columns(pl.lit(True).alias("_ok")))
+        if allowed.is_empty():
+            continue
+        limited = allowed["cls"].unique().to_list()
+        lf = (lf.join(allowed.lazy(), on=["cls", col], how="left", maintain_order="left")
+              .filter(pl.col("_ok").fill_null(False) | ~pl.col("cls").is_in(limited)).drop("_ok"))
+    twin = pl.when(pl.col("oid").is_in(list(keep))).then(pl.col("oid")).otherwise(-1).alias("_own")
+    per_class = (lf.select("cls", *(c for c in CANDIDATE_COLUMNS if c not in ("wid", *COST_INPUTS)))
+                 .with_columns(twin).sort("price_per_hour", "oid")
+                 .group_by("cls", "provider", "region", "market", "accelerator_name", "interruption_rate", "_own",
+                           maintain_order=True).first()
+                 .drop("_own").sort("cls", "oid").collect())
+    return (members.lazy().join(per_class.lazy(), on="cls", how="inner", maintain_order="left_right")
+            .select(CANDIDATE_COLUMNS))
+
+
+def diagnose(spec: pl.DataFrame, offers: pl.DataFrame) -> str:
+    """Why one workload (a one-row :func:`spec_frame`) has no candidate: the first need no offer meets."""
+    s = spec.row(0, named=True)
+    for k in ("acc_names", "markets", "providers", "regions", "residency"):
+        s[k] = [v for v in s[k].split(",") if v]
+    steps: list[tuple[str, pl.Expr]] = [
+        ("no CPU-only offer" if s["acc_names"] == [CPU] else f"no {_names(s['acc_names'])} x{s['acc_count']:g} offer", pl.col("acc_key").is_in(s["acc_names"])
+         & (pl.col("count_key") == s["acc_count"])),
+        (f"none in market {' / '.join(s['markets'])}", pl.col("market").is_in(s["markets"])),
+        (f"none with {s['min_vcpus']:g} vCPUs and {s['min_memory_gb']:g} GB memory",
+         (pl.col("vcpus").fill_null(0) >= s["min_vcpus"]) & (pl.col("memory_gb").fill_null(0) >= s["min_memory_gb"])),
+        (f"none on providers {s['providers']}", pl.lit(not s["providers"]) | pl.col("provider").is_in(s["providers"])),
+        (f"none in regions {s['regions']}", pl.lit(not s["regions"]) | pl.col("region").is_in(s["regions"])),
+        (f"none with residency {s['residency']}",
+         pl.lit(not s["residency"]) | pl.col("jurisdiction").is_in(s["residency"])),
+    ]
+    df = offers
+    for why, expr in steps:
+        df = df.filter(expr)
+        if df.is_empty():
+            return f"no offer fits: {why} (among usable, fresh prices)"
+    return "no offer fits"
+
+
+def _names(names: list[str]) -> str:
+    return " / ".join(names) if len(names) <= 4 else f"{' / '.join(names[:3])} … ({len(names)} types)"

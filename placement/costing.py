@@ -1,0 +1,81 @@
+"""Expected cost of each candidate (pure, over polars frames).
+
+Per replica: ``expected_hours = base_hours × (1 + interruption_rate × (checkpoint / 2 + restart))`` on
+spot (each interruption loses half a checkpoint interval of work on average plus the restart), base
+hours on demand; ``cost = price × expected_hours + egress`` where egress moves the dataset from where it
+lives to the offer's region. A candidate whose expected hours overrun the deadline is kept with
+``deadline_ok = false`` (so an unplaced workload can say "deadline"). Unused commitments add candidates
+at zero marginal compute cost, each using hours of a commitment pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class EgressRates:
+    """USD per GB: ``internet`` out of each provider, ``inter_region`` within one, ``pairs`` overriding
+    both for (source, destination) written ``provider`` or ``provider:region``."""
+
+    internet: Mapping[str, float] = field(default_factory=lambda: {"aws": 0.09, "gcp": 0.12, "azure": 0.087})
+    inter_region: Mapping[str, float] = field(default_factory=lambda: {"aws": 0.02, "gcp": 0.02, "azure": 0.02})
+    pairs: Mapping[tuple[str, str], float] = field(default_factory=dict)
+
+    def rate(self, src_provider: str, src_region: str, dst_provider: str, dst_region: str) -> float:
+        for key in ((f"{src_provider}:{src_region}", f"{dst_provider}:{dst_region}"),
+                    (f"{src_provider}:{src_region}", dst_provider), (src_provider, f"{dst_provider}:{dst_region}"),
+                    (src_provider, dst_provider)):
+            if key in self.pairs:
+                return self.pairs[key]
+        if (src_provider, src_region) == (dst_provider, dst_region):
+            return 0.0
+        if src_provider == dst_provider:
+            return self.inter_region.get(src_provider, 0.02)
+        return self.internet.get(src_provider, 0.09)
+
+
+def egress_table(specs: pl.DataFrame, offers: pl.DataFrame, egress: EgressRates) -> pl.DataFrame:
+    """USD per GB from each dataset location in ``specs`` to each offer region (a small table)."""
+    src = specs.filter(pl.col("ds_id").is_not_null()).select("ds_id", "ds_provider", "ds_region").unique()
+    dst = offers.select("place", "provider", "region").unique()
+    pairs = src.join(dst, how="cross")
+    rates = [egress.rate(sp, sr, p, r) for sp, sr, p, r in pairs.select("ds_provider", "ds_region", "provider", "region").iter_rows()]
+    return pairs.select("ds_id", "place", pl.Series("egress_per_gb", rates, dtype=pl.Float64))
+
+
+def cost(cands: pl.LazyFrame, egress_per_gb: pl.DataFrame, *, restart_hours: float = 1 / 6) -> pl.LazyFrame:
+    """``cands`` (with the spec's cost inputs) plus expected_hours, compute_cost, rework_cost,
+    egress_cost, cost (all per replica) and deadline_ok."""
+    df = cands.join(egress_per_gb.lazy(), on=["ds_id", "place"], how="left", maintain_order="left")
+    spot = pl.col("market") == "spot"
+    rework = pl.when(spot).then(pl.col("interruption_rate").fill_null(0.0)
+                                * (pl.col("checkpoint_hours") / 2 + restart_hours)).otherwise(0.0)
+    return (df.with_columns((pl.col("base_hours") * (1 + rework)).alias("expected_hours"),
+                            (pl.col("ds_gb") * pl.col("egress_per_gb").fill_null(0.0)).alias("egress_cost"))
+            .with_columns((pl.col("price_per_hour") * pl.col("base_hours")).alias("compute_cost"),
+                          (pl.col("price_per_hour") * (pl.col("expected_hours") - pl.col("base_hours"))).alias("rework_cost"))
+            .with_columns((pl.col("compute_cost") + pl.col("rework_cost") + pl.col("egress_cost")).alias("cost"),
+                          (pl.col("deadline_hours").is_null()
+                           | (pl.col("expected_hours") <= pl.col("deadline_hours"))).alias("deadline_ok"))
+            .drop("base_hours", "checkpoint_hours", "ds_id", "ds_gb", "deadline_hours", "egress_per_gb", "place"))
+
+
+def with_commitments(cands: pl.DataFrame, pools: pl.DataFrame, offers: pl.DataFrame) -> pl.DataFrame:
+    """``cands`` plus, for each on-demand candidate on an instance type with an unused commitment pool
+    (``pool``, provider, region, instance_type, hours), the same offer at zero compute cost using
+    ``expected_hours`` of the pool (market ``commitment``). Other rows get a null ``pool``."""
+    base = cands.with_columns(pl.lit(None, pl.String).alias("pool"))
+    if pools.is_empty():
+        return base
+    oids = (offers.filter(pl.col("market") == "on_demand")
+            .join(pools.select("pool", "provider", "region", "instance_type"), on=["provider", "region", "instance_type"])
+            .select("oid", "pool"))
+    committed = (cands.join(oids, on="oid", how="inner")
+                 .with_columns(pl.lit("commitment").alias("market"), pl.lit(0.0).alias("price_per_hour"),
+                               pl.lit(0.0).alias("compute_cost"), pl.lit(0.0).alias("rework_cost"))
+                 .with_columns(pl.col("egress_cost").alias("cost")))
+    return pl.concat([base, committed.select(base.columns)])
