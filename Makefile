@@ -35,6 +35,7 @@ test: install focus-validator chromium
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/collectors.py
 	$(BIN)/python bench/placement.py
 	$(BIN)/python bench/chargeback.py
 

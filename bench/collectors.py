@@ -159,8 +159,6 @@ def _many(kind: str, files: list[Path]) -> dict[str, float]:
 
 def _many_child(kind: str, files: list[Path]) -> dict[str, float]:
     """Ingest (or read + write, for the baseline) several files in one run, as a collector would."""
-    import resource
-
     work = Path(tempfile.mkdtemp(prefix="finops-bench-"))
     try:
         t0 = time.perf_counter()
@@ -179,7 +177,7 @@ def _many_child(kind: str, files: list[Path]) -> dict[str, float]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"seconds": round(secs, 3), "rows": rows,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mb": round(_ingest.peak_rss_mb(), 1)}
 
 
 if __name__ == "__main__":

@@ -71,8 +71,19 @@ def measure(kind: str, path: Path) -> dict[str, float]:
         secs = time.perf_counter() - t0
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     return {"seconds": round(secs, 3), "rows": rows, "peak_rss_mb": round(peak_mb, 1)}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS since it started its program. VmHWM starts afresh with each exec;
+    ru_maxrss would carry over the parent's peak (the input generation)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(kind: str, path: Path) -> dict[str, float]:
