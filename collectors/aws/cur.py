@@ -54,6 +54,7 @@ from collectors.aws import services
 from collectors.files import IngestError
 from collectors.formats import NativeFormat
 from finops import focus
+from finops.exprs import recode
 
 PROVIDER = "AWS"
 
@@ -120,7 +121,7 @@ def unit_expr(e: pl.Expr) -> pl.Expr:
     """A CUR unit in FOCUS unit format: known spellings from :data:`UNITS`, then ``-Mo``/``-Hrs``/``-Second``
     suffixes as plural time units, then a hyphen inside the counted unit as a space
     (``Lambda-GB-Second`` → ``Lambda GB-Seconds``)."""
-    e = e.replace(UNITS)
+    e = recode(e, UNITS, default=e)
     e = e.str.replace(r"-(?:Mo|Month|month|months|Mos)$", "-Months")
     e = e.str.replace(r"-(?:Hrs|Hr|hrs|hr|Hour|hour|hours)$", "-Hours")
     e = e.str.replace(r"-(?:Second|second|seconds|Secs|secs|Sec)$", "-Seconds")

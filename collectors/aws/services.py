@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from finops.exprs import recode
+
 # product code → (ServiceCategory, ServiceSubcategory)
 BY_CODE: dict[str, tuple[str, str]] = {
     "AmazonEC2": ("Compute", "Virtual Machines"),
@@ -148,9 +150,8 @@ def category_exprs(code: pl.Expr, name: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """Vectorised :func:`category` (dictionary replaces and keyword tests; no Python per row)."""
     out = []
     for i in (0, 1):
-        by_code = code.replace_strict({k: v[i] for k, v in BY_CODE.items()}, default=None, return_dtype=pl.String)
-        by_name = name.replace_strict({k: BY_CODE[c][i] for k, c in BY_NAME.items() if c in BY_CODE},
-                                      default=None, return_dtype=pl.String)
+        by_code = recode(code, {k: v[i] for k, v in BY_CODE.items()})
+        by_name = recode(name, {k: BY_CODE[c][i] for k, c in BY_NAME.items() if c in BY_CODE})
         kw: pl.Expr = pl.lit(OTHER[i])
         for word, cat in reversed(KEYWORDS):
             kw = pl.when(name.str.contains(word, literal=True).fill_null(False)).then(pl.lit(cat[i])).otherwise(kw)

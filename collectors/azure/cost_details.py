@@ -81,6 +81,7 @@ from collectors.billing import Chunk, month_start, periods
 from collectors.files import IngestError, _is_local, local_copy, read_raw
 from collectors.formats import NativeFormat
 from finops import focus
+from finops.exprs import recode
 from finops.store import Source
 
 Kind = Literal["actual", "amortized"]
@@ -250,7 +251,8 @@ def canonical(raw: pl.LazyFrame, name: str) -> pl.LazyFrame:
     schema = lf.collect_schema()
     lf = lf.with_columns(_as_text(n, t) for n, t in schema.items() if t != pl.String)
     # The CSV reader reads an empty field as null but a quoted empty one ("") as "": both are null.
-    return lf.with_columns(pl.col(n).replace("", None) for n in schema.names())
+    # (when/then, not `replace`: replace is a whole-column function that stops the query streaming)
+    return lf.with_columns(pl.when(pl.col(n) != "").then(pl.col(n)).alias(n) for n in schema.names())
 
 
 def _as_text(n: str, t: pl.DataType) -> pl.Expr:
@@ -334,15 +336,14 @@ def _unit_expr(e: pl.Expr) -> pl.Expr:
 
 # -- the mapping ---------------------------------------------------------------------------------
 def _region_name(region_id: pl.Expr, raw: pl.Expr) -> pl.Expr:
-    return region_id.replace_strict(REGIONS, default=raw, return_dtype=pl.String)
+    return recode(region_id, REGIONS, default=raw)
 
 
 def _service(cols: set[str]) -> tuple[pl.Expr, pl.Expr]:
     meter = _txt("MeterCategory", cols)
-    family_cat = _txt("ServiceFamily", cols).replace_strict(FAMILIES, default="Other", return_dtype=pl.String)
-    category = meter.replace_strict({k: v[0] for k, v in SERVICES.items()}, default=family_cat,
-                                    return_dtype=pl.String).fill_null("Other")
-    subcat = meter.replace_strict({k: v[1] for k, v in SERVICES.items()}, default=None, return_dtype=pl.String)
+    family_cat = recode(_txt("ServiceFamily", cols), FAMILIES, default="Other")
+    category = recode(meter, {k: v[0] for k, v in SERVICES.items()}, default=family_cat).fill_null("Other")
+    subcat = recode(meter, {k: v[1] for k, v in SERVICES.items()})
     subcat = subcat.fill_null(pl.concat_str(pl.lit("Other ("), category, pl.lit(")")))
     return category, subcat
 

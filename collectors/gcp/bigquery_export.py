@@ -49,6 +49,7 @@ import polars as pl
 from collectors.files import IngestError
 from collectors.formats import NativeFormat
 from finops import focus
+from finops.exprs import recode
 
 PROVIDER = "Google Cloud"
 INVOICE_TZ = "America/Los_Angeles"
@@ -378,7 +379,7 @@ def _c(name: str) -> pl.Expr:
 _credit = _c("_kind") == "credit"
 _cost_type = _c("cost_type").str.to_lowercase().fill_null("regular")
 _commitment_fee = _c("sku.description").str.starts_with("Commitment")
-_category = pl.when(_credit).then(pl.lit("Credit")).otherwise(_cost_type.replace_strict(COST_TYPES, default="Adjustment"))
+_category = pl.when(_credit).then(pl.lit("Credit")).otherwise(recode(_cost_type, COST_TYPES, default="Adjustment"))
 _priced = _category.is_in(["Usage", "Purchase"])
 _usage = _category == "Usage"
 _quantity = pl.when(_priced).then(pl.coalesce("price.pricing_unit_quantity", "usage.amount_in_pricing_units",
@@ -397,7 +398,7 @@ def _unit_price(cost: pl.Expr) -> pl.Expr:
 
 
 def _unit(e: pl.Expr) -> pl.Expr:
-    return e.replace(UNITS)
+    return recode(e, UNITS, default=e)
 
 
 _month_start = (pl.concat_str(_c("invoice.month"), pl.lit("01")).str.to_date("%Y%m%d")
@@ -433,7 +434,7 @@ MAPPING: dict[str, pl.Expr] = {
     .when(_commitment_fee & ~_credit).then(pl.lit("Recurring")).otherwise(pl.lit("Usage-Based")),
     "ChargePeriodEnd": _c("usage_end_time"),
     "ChargePeriodStart": _c("usage_start_time"),
-    "CommitmentDiscountCategory": pl.when(_cud).then(_c("_cud.type").replace_strict(CUD_CATEGORY, default=None)),
+    "CommitmentDiscountCategory": pl.when(_cud).then(recode(_c("_cud.type"), CUD_CATEGORY)),
     "CommitmentDiscountId": pl.when(_cud).then(pl.coalesce("subscription.instance_id", "_cud.id")),
     "CommitmentDiscountName": pl.when(_cud).then(_c("_cud.name")),
     "CommitmentDiscountStatus": pl.when(_cud).then(pl.lit("Used")),
@@ -463,13 +464,13 @@ MAPPING: dict[str, pl.Expr] = {
     "PublisherName": pl.when(_c("transaction_type").is_in(["THIRD_PARTY_RESELLER", "THIRD_PARTY_AGENCY"]))
     .then(pl.coalesce("seller_name", pl.lit(PROVIDER))).otherwise(pl.lit(PROVIDER)),
     "RegionId": _region,
-    "RegionName": pl.when(_region.is_not_null()).then(_region.replace(REGION_NAMES)),
+    "RegionName": pl.when(_region.is_not_null()).then(recode(_region, REGION_NAMES, default=_region)),
     "ResourceId": _c("resource.global_name"),
     "ResourceName": _c("resource.name"),
     "ResourceType": _resource_type,
-    "ServiceCategory": _service.replace_strict({k: v[0] for k, v in SERVICES.items()}, default="Other"),
+    "ServiceCategory": recode(_service, {k: v[0] for k, v in SERVICES.items()}, default="Other"),
     "ServiceName": _service,
-    "ServiceSubcategory": _service.replace_strict({k: v[1] for k, v in SERVICES.items()}, default="Other (Other)"),
+    "ServiceSubcategory": recode(_service, {k: v[1] for k, v in SERVICES.items()}, default="Other (Other)"),
     "SkuId": pl.when(_category != "Tax").then(_c("sku.id")),
     "SkuMeter": pl.when((_category != "Tax") & _c("sku.id").is_not_null()).then(_c("sku.description")),
     "SkuPriceDetails": pl.lit(None, pl.String),
@@ -521,7 +522,7 @@ def to_focus_frame(raw: pl.DataFrame | pl.LazyFrame, account_names: Mapping[str,
     exprs = [e.alias(k) for k, e in MAPPING.items()]
     if account_names:
         exprs[list(MAPPING).index("BillingAccountName")] = (
-            _c("billing_account_id").replace(dict(account_names)).alias("BillingAccountName"))
+            recode(_c("billing_account_id"), dict(account_names), default=_c("billing_account_id")).alias("BillingAccountName"))
     return focus.conform(lf.select(exprs))
 
 
