@@ -636,21 +636,27 @@ def generate(out_dir: Annotated[Path, typer.Option("--out", help="Folder for the
              rows: Annotated[Optional[int], typer.Option(help="Exact row count (default: follows from days).")] = None,
              days: int = 90, teams: int = 6, seed: int = 0,
              grain: Annotated[str, typer.Option(help="daily or hourly")] = "daily",
-             fmt: Annotated[str, typer.Option("--format", help="parquet, csv or csv.gz")] = "parquet",
+             fmt: Annotated[str, typer.Option("--format", help="parquet, csv or csv.gz; or native: each cloud's "
+                            "own export (AWS CUR 2.0 Parquet, Azure cost-details CSV, BigQuery export CSV)")] = "parquet",
              as_json: JsonOpt = False) -> None:
-    """Generate realistic FOCUS exports of a multi-cloud ML organisation (deterministic from --seed)."""
+    """Generate realistic billing exports of a multi-cloud ML organisation (deterministic from --seed)."""
     from finops.generate import write_exports
+    from finops.generate.native import write_native_exports
 
     if grain not in ("daily", "hourly"):
         _fail(f"--grain {grain!r}: expected daily or hourly")
-    if fmt not in ("parquet", "csv", "csv.gz"):
-        _fail(f"--format {fmt!r}: expected parquet, csv or csv.gz")
+    if fmt not in ("parquet", "csv", "csv.gz", "native"):
+        _fail(f"--format {fmt!r}: expected parquet, csv, csv.gz or native")
     if rows is not None and rows < 0:
         _fail(f"--rows {rows}: expected a count >= 0")
 
     with _progress() as progress:
         progress.add_task(f"generating into {out_dir}", total=None)
-        paths = write_exports(out_dir, fmt=fmt, rows=rows, days=days, teams=teams, seed=seed, grain=grain)
+        kwargs = {"rows": rows, "days": days, "teams": teams, "seed": seed, "grain": grain}
+        if fmt == "native":
+            paths = sorted(p for ps in write_native_exports(out_dir, **kwargs).values() for p in ps)
+        else:
+            paths = write_exports(out_dir, fmt=fmt, **kwargs)
     if as_json:
         _emit_json({"files": [str(p) for p in paths]})
     else:

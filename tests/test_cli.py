@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from finops.store import Store
 from tests.conftest import SAMPLE_10, SAMPLE_12
 
 FINOPS = [str(Path(sys.executable).with_name("finops"))]
@@ -178,3 +179,14 @@ def run_env(cwd: Path, extra: dict[str, str], *args: str, check: bool = True) ->
     if check and proc.returncode != 0:
         raise AssertionError(f"finops {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def test_generate_native_exports_ingest_in_one_step(tmp_path: Path) -> None:
+    files = json.loads(run(tmp_path, "generate", "--format", "native", "--out", "nat", "--days", "5", "--teams", "2",
+                           "--json").stdout)["files"]
+    data = [f for f in files if f.endswith((".csv", ".parquet"))]
+    assert any("Manifest.json" in f for f in files) and len(data) >= 3
+    res = json.loads(run(tmp_path, "ingest", *data, "--json").stdout)
+    store = Store(tmp_path / "finops-data")
+    assert {m.partition["provider"] for m in store.manifests("billing")} == {"aws", "azure", "gcp"}
+    assert sum(m.rows for m in store.manifests("billing")) == sum(f["rows"] for f in res["files"])
