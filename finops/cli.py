@@ -289,6 +289,35 @@ def collect_billing(
         raise typer.Exit(2)
 
 
+@app.command()
+@_guard
+def accounts(endpoint: Annotated[Optional[str], typer.Option(help="Cloud Billing API root other than Google's "
+                                                              "(a proxy or local emulator).")] = None,
+             include_closed: Annotated[bool, typer.Option(help="Also list closed billing accounts.")] = False,
+             as_json: JsonOpt = False) -> None:
+    """Discover the GCP billing accounts the credentials can see, and their projects (Cloud Billing API),
+    to fill [providers.gcp] in finops.toml."""
+    from collectors.billing import CollectError
+    from collectors.gcp import accounts as gcp_accounts
+
+    try:
+        found = gcp_accounts.discover(gcp_accounts.make_client(endpoint), include_closed=include_closed)
+    except CollectError as e:
+        _fail(str(e))
+    rows = [{"billing_account": a.id, "name": a.display_name, "open": a.open, "currency": a.currency,
+             "projects": [p.project_id for p in a.projects]} for a in found]
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table(title="GCP billing accounts")
+    for c in ("billing_account", "name", "open", "currency", "projects"):
+        table.add_column(c)
+    for r in rows:
+        table.add_row(r["billing_account"], r["name"], "yes" if r["open"] else "no", r["currency"] or "",
+                      ", ".join(r["projects"]))
+    out.print(table)
+
+
 @prices_app.command("import-catalog")
 @_guard
 def prices_import_catalog(

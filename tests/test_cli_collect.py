@@ -19,6 +19,7 @@ from finops.generate.native_azure import write_cost_details
 from finops.generate.native_gcp import write_bigquery_export
 from finops.store import Store
 from tests.fakes.bigquery import FakeBigQuery, rows_from_flat_csv
+from tests.fakes.gcp_billing import FakeCloudBilling
 from tests.test_cli import run_env
 
 TABLE = "billing-admin.billing_export.gcp_billing_export_v1_TEST"
@@ -127,3 +128,17 @@ def test_collect_billing_needs_sources_and_checks_kinds(tmp_path: Path) -> None:
 def test_since_is_validated(tmp_path: Path) -> None:
     proc = run_env(tmp_path, {}, "collect", "billing", "--since", "last tuesday", check=False)
     assert proc.returncode == 2 and "--since" in proc.stderr
+
+
+def test_accounts_lists_gcp_billing_accounts_and_projects(tmp_path: Path) -> None:
+    with FakeCloudBilling() as fake:
+        listed = json.loads(run_env(tmp_path, {}, "accounts", "--endpoint", fake.url, "--json").stdout)
+        assert listed and all(a["open"] for a in listed)
+        want = {a["name"].split("/", 1)[1]: a for a in fake.accounts if a.get("open")}
+        assert {a["billing_account"] for a in listed} == set(want)
+        for a in listed:
+            assert a["name"] == want[a["billing_account"]]["displayName"]
+            assert a["projects"] == fake.projects.get(a["billing_account"], [])
+        fake.expire_credentials()
+        proc = run_env(tmp_path, {}, "accounts", "--endpoint", fake.url, check=False)
+        assert proc.returncode == 2 and "refused the credential" in proc.stderr
