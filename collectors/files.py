@@ -319,6 +319,10 @@ def _stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeF
         try:
             part = tx.stage(lf)
         except (pl.exceptions.PolarsError, OSError) as e:
+            bad = native.bad_values(raw) if native.bad_values else []
+            if bad:
+                where = "; ".join(f"column {c}, row {r + 1}: {v!r}" for c, r, v in bad)
+                raise IngestError(f"{name} ({native.name}): values that do not parse: {where}") from None
             raise IngestError(f"{name} ({native.name}): {_first_line(e)}") from None
         return _finish(part, lf, name, pending, provider, None)
     try:

@@ -28,6 +28,9 @@ class NativeFormat:
     ``together``, for layouts whose files only make sense as a set (Azure's actual and amortized
     files of a month): ``together(urls, storage_options)`` reads them all and yields one chunk per
     billing period; ``finops ingest`` then hands it every file of the layout instead of mapping each.
+
+    ``bad_values(raw)``, where the mapping's casts can fail on a value: (column, 0-based row, text) of
+    the first values that do not parse, so the error names them.
     """
 
     name: str
@@ -35,6 +38,7 @@ class NativeFormat:
     matches: Callable[[Sequence[str]], bool]
     to_focus: Callable[[pl.LazyFrame, str], pl.LazyFrame]
     together: Callable[[Sequence[str], Mapping[str, Any] | None], Iterator[Chunk]] | None = None
+    bad_values: Callable[[pl.LazyFrame], list[tuple[str, int, str]]] | None = None
 
 
 def registry() -> list[NativeFormat]:

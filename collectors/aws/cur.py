@@ -552,8 +552,8 @@ def _matches_snake(columns: Sequence[str]) -> bool:
 
 
 FORMATS: list[NativeFormat] = [
-    NativeFormat("aws-cur", "aws", _matches_legacy, to_focus),
-    NativeFormat("aws-cur2", "aws", _matches_snake, to_focus),
+    NativeFormat("aws-cur", "aws", _matches_legacy, to_focus, bad_values=bad_values),
+    NativeFormat("aws-cur2", "aws", _matches_snake, to_focus, bad_values=bad_values),
 ]
 """Legacy CUR (``lineItem/…`` headers) and snake_case CURs (CUR 2.0 Data Exports, legacy Parquet)."""
 

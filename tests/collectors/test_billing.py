@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from collectors import formats
 from collectors.billing import add_months, periods
-from collectors.files import ingest
+from collectors.files import IngestError, ingest
 from finops.generate import generate
 from finops.generate.native import write_native_exports
 from finops.store import Store
@@ -76,3 +78,18 @@ def test_ingest_maps_native_exports_and_reads_azure_views_as_a_pair(tmp_path: Pa
     assert again.rows == result.rows
     assert [(m.partition, m.rows, m.sums) for m in store.manifests("billing")] == \
         [(m.partition, m.rows, m.sums) for m in result.manifests]
+
+
+def test_a_native_export_with_a_bad_value_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    rows = list(csv.reader(open(RAW / "aws" / "cur-legacy-csv_anon_2023-11_1281.csv", encoding="utf8")))
+    rows[7][rows[0].index("lineItem/UnblendedCost")] = "1,23 USD"
+    bad = tmp_path / "cur.csv"
+    with open(bad, "w", newline="", encoding="utf8") as f:
+        csv.writer(f).writerows(rows)
+    store = Store(tmp_path / "store")
+    before = ingest(store, [str(RAW / "gcp" / "bq-standard-export-flattened_koku_2020-11_25.csv")])
+    assert before.rows
+    with pytest.raises(IngestError, match=r"column lineItem/UnblendedCost, row 7: '1,23 USD'"):
+        ingest(store, [str(bad), str(RAW / "aws" / "cur-legacy-csv_koku-test_2018-06_19.csv")])
+    assert [(m.partition, m.rows) for m in store.manifests("billing")] == \
+        [(m.partition, m.rows) for m in before.manifests]
