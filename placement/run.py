@@ -12,6 +12,7 @@ import polars as pl
 
 from finops import offers as offers_mod
 from finops.config import Config
+from finops.exprs import recode
 from finops.ledger import Ledger
 from placement import candidates, costing
 from placement.plan import Limits, Plan, plan
@@ -27,6 +28,16 @@ def month_hours_left(now: datetime) -> float:
     return (nxt - now).total_seconds() / 3600
 
 
+def usd_per(currency: str, cfg: Config, what: str) -> float:
+    """USD per unit of ``currency`` (``prices.rates``); budgets and spend are compared in USD, as prices are."""
+    if currency == "USD":
+        return 1.0
+    if currency not in cfg.prices.rates:
+        raise candidates.PlacementError(f"{what} {currency}: add its rate to USD as prices.rates.{currency} in "
+                                        f"finops.toml to compare it with prices")
+    return cfg.prices.rates[currency]
+
+
 def team_spend(billing: pl.LazyFrame, cfg: Config, now: datetime) -> dict[str, float]:
     """Month-to-date EffectiveCost per team (direct spend, by the allocation rules)."""
     from finops.allocation import resolve, rules_from_config
@@ -36,9 +47,11 @@ def team_spend(billing: pl.LazyFrame, cfg: Config, now: datetime) -> dict[str, f
     if "EffectiveCost" not in cols:
         return {}
     start = month_start(now)
-    keep = [c for c in rules.columns if c in cols]
+    keep = [c for c in rules.columns if c in cols] + ["BillingCurrency"]
     agg = (billing.filter((pl.col("ChargePeriodStart") >= start) & (pl.col("ChargePeriodStart") < now))
-           .group_by(keep).agg(pl.col("EffectiveCost").sum().cast(pl.Float64).alias("cost")))
+           .group_by(keep).agg(pl.col("EffectiveCost").sum().cast(pl.Float64).alias("cost")).collect())
+    rates = {c: usd_per(c, cfg, "billing data in") for c in agg["BillingCurrency"].unique().drop_nulls()}
+    agg = agg.lazy().with_columns(pl.col("cost") * recode(pl.col("BillingCurrency"), rates, 1.0, pl.Float64))
     owned = resolve(agg, rules).group_by("owner").agg(pl.col("cost").sum()).collect()
     return {o: c for o, c in owned.iter_rows() if o is not None}
 
@@ -88,7 +101,8 @@ def gather(cfg: Config, store: Any, ledger: Ledger, now: datetime) -> tuple[pl.D
     committed: dict[str, float] = {}
     for h in holding:
         committed[h["team"]] = committed.get(h["team"], 0.0) + float(h["expected_cost"] or 0)
-    budgets = {t.name: float(t.monthly_budget) - spend.get(t.name, 0.0) - committed.get(t.name, 0.0)
+    budgets = {t.name: float(t.monthly_budget) * usd_per(t.currency, cfg, f"team {t.name}'s budget is in")
+               - spend.get(t.name, 0.0) - committed.get(t.name, 0.0)
                for t in cfg.teams if t.monthly_budget is not None}
     capacity = []
     held = ledger.holding() if pc.capacity else []

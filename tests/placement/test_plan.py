@@ -192,3 +192,16 @@ def test_spread_needs_offers_on_enough_providers() -> None:
     two = d["two-clouds"]
     assert two["placed"] and len({leg["provider"] for leg in two["legs"]}) == 2
     assert sum(leg["replicas"] for leg in two["legs"]) == 3
+
+
+def test_budgets_in_other_currencies_are_compared_in_usd(world: tuple) -> None:
+    base, store, ledger = world
+    data = base.model_dump(exclude={"source"})
+    data["teams"][0] |= {"currency": "EUR", "monthly_budget": 1000}
+    spend = run.team_spend(store.scan("billing", {"billing_period": "2026-04"}), base, NOW_APRIL)
+    with pytest.raises(PlacementError, match=r"team ml-research's budget is in EUR: add .* prices\.rates\.EUR"):
+        run.gather(config_mod.parse(data), store, ledger, NOW_APRIL)
+    data["prices"]["rates"] = {"EUR": 1.25}
+    limits = run.gather(config_mod.parse(data), store, ledger, NOW_APRIL)[1]
+    assert limits.budgets["ml-research"] == pytest.approx(1250 - spend.get("ml-research", 0.0))
+    assert limits.budgets["nlp"] == pytest.approx(1 - spend.get("nlp", 0.0))
