@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench focus-validator chromium clean
+.PHONY: install demo test bench focus-validator system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,19 @@ demo: install
 focus-validator:
 	bash .ci/focus-validator.sh || echo "WARNING: focus-validator unavailable; the conformance test will say why" >&2
 
-# Headless Chromium renders the HTML chargeback in a test (skipped without it, failed under CI).
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
-	  echo "WARNING: chromium unavailable; the HTML report test will say why" >&2
+# System packages some tests use, installed with apt when missing (a warning where that is not possible;
+# those tests then say why, and fail under CI): headless Chromium renders the HTML chargeback,
+# PostgreSQL runs the ledger tests on a second database.
+system-packages:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then \
+	    { command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq $$missing) >/dev/null 2>&1; } || \
+	    echo "WARNING:$$missing unavailable; the tests that need them will say why" >&2; \
+	  fi
 
-test: install focus-validator chromium
+test: install focus-validator system-packages
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install

@@ -34,6 +34,20 @@ def validator_venv() -> Path:
     return venv
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server on loopback; skip (or, under CI, fail) where PostgreSQL is not installed."""
+    from tests import postgres
+
+    if postgres.binaries() is None:
+        msg = "PostgreSQL is not installed (apt-get install -y postgresql); the ledger is NOT tested on it"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    with postgres.server() as url:
+        yield url
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "store")

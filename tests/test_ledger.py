@@ -1,7 +1,9 @@
-"""The queue and ledger on real SQLite: states, all-or-nothing batches, recorded placements."""
+"""The queue and ledger on real SQLite and PostgreSQL: states, all-or-nothing batches, recorded placements."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,25 @@ SPECS = loads("""
 """)
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    """The ledger on SQLite (the default) and on PostgreSQL (by URL), each test on a fresh database."""
+    if request.param == "sqlite":
+        yield Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        return
+    from sqlalchemy import create_engine, text
+
+    base = request.getfixturevalue("postgres_url")
+    name = f"t{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    ledger = Ledger(base.rsplit("/", 1)[0] + f"/{name}")
+    yield ledger
+    ledger.engine.dispose()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE "{name}"'))
+    admin.dispose()
 
 
 def _counts(ledger: Ledger) -> tuple[int, int]:
