@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+
 from collectors.billing import Chunk, CollectError
 from collectors.files import IngestError
 from finops.config import BillingSource, Config
@@ -32,13 +33,11 @@ def chunks(provider: str, src: BillingSource, cfg: Config, store: Store, since: 
 
 def team_tag_keys(cfg: Config) -> list[str]:
     """The tag keys that name a team (allocation rules), for APIs that group by tag."""
-    allocation = getattr(cfg, "allocation", None)
-    return list(getattr(allocation, "team_tags", None) or ["team"])
+    return list(cfg.allocation.team_tags) or ["team"]
 
 
 def _chunks(provider: str, src: BillingSource, cfg: Config, store: Store, since: date | None) -> Iterator[Chunk]:
     pcfg = cfg.providers[provider]  # type: ignore[index]
-    names = {a.id: a.name for a in pcfg.accounts if a.name}
     if src.kind == "cur":
         from collectors.aws import cur_s3
 
@@ -52,6 +51,7 @@ def _chunks(provider: str, src: BillingSource, cfg: Config, store: Store, since:
         if not payers:
             raise CollectError(f"{src.label}: name the payer account in providers.aws.billing_accounts")
         accounts = [a.id for a in pcfg.accounts] or None
+        names = {a.id: a.name for a in pcfg.accounts if a.name}
         for payer in payers:
             yield from cost_explorer.chunks(ce, payer, accounts, team_tag_keys(cfg),
                                             store.cursor(cost_explorer.source_id(payer)), since,
@@ -60,7 +60,7 @@ def _chunks(provider: str, src: BillingSource, cfg: Config, store: Store, since:
         from collectors.gcp import bigquery
 
         client = bigquery.make_client(project=src.location.split(".")[0], endpoint=src.endpoint_url)
-        yield from bigquery.chunks(client, src.location, store, since=since, account_names=names or None)
+        yield from bigquery.chunks(client, src.location, store, since=since)
     elif src.kind == "cost-management":
         from collectors.azure import cost_query
 
