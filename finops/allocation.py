@@ -13,7 +13,7 @@ Two steps, both pure functions of their inputs:
   pool) and recipient. Largest-remainder rounding at each level — provider total, then components, then
   recipients — so every level sums exactly to the level above, and each provider to its bill rounded
   to the cent. Pools split ``even``-ly, ``proportional``-ly to each recipient's direct spend (over all
-  providers), or by ``fixed`` percentages; shares are exact fractions until the one rounding.
+  providers; evenly when no recipient has any), or by ``fixed`` percentages; shares are exact fractions until the one rounding.
 """
 
 from __future__ import annotations

@@ -26,6 +26,12 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used: names the file, the key and what was expected."""
 
 
+def _unique(names: list[str], what: str) -> None:
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(dup)}")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -202,10 +208,7 @@ class AllocationConfig(_Model):
     @field_validator("shared")
     @classmethod
     def _unique_pools(cls, v: list[SharedPool]) -> list[SharedPool]:
-        names = [p.name for p in v]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"shared pool names must be unique; repeated: {', '.join(dup)}")
+        _unique([p.name for p in v], "shared pool")
         return v
 
 
@@ -301,10 +304,7 @@ class Config(_Model):
     @field_validator("teams")
     @classmethod
     def _unique_teams(cls, v: list[Team]) -> list[Team]:
-        names = [t.name for t in v]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"team names must be unique; repeated: {', '.join(dup)}")
+        _unique([t.name for t in v], "team")
         return v
 
     def ledger_url(self) -> str:

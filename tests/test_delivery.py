@@ -5,10 +5,8 @@ from __future__ import annotations
 import email
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from finops import config, delivery, report_outputs, reports
+from tests.fakes.server import LocalServer, QuietHandler, make_certificate
 from tests.test_reports import bill, billing_store, cb  # noqa: F401 (fixtures)
 
 
@@ -108,33 +107,23 @@ def test_unreachable_smtp_server_is_named(cb: reports.Chargeback) -> None:
         delivery.send_email(cb, _email_cfg(port), timeout=5)
 
 
-class Hook(BaseHTTPRequestHandler):
+class Hook(QuietHandler):
     statuses: list[int] = []
     bodies: list[dict[str, Any]] = []
 
     def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+        body = self.body()
         type(self).bodies.append({"path": self.path, "type": self.headers["Content-Type"], **json.loads(body)})
         status = type(self).statuses.pop(0) if type(self).statuses else 200
-        self.send_response(status)
-        if status == 429:
-            self.send_header("Retry-After", "0")
-        self.end_headers()
-        self.wfile.write(b"ok" if status == 200 else b"invalid_payload")
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(status, b"ok" if status == 200 else b"invalid_payload", "text/plain",
+                   {"Retry-After": "0"} if status == 429 else None)
 
 
 @pytest.fixture
 def hook() -> Iterator[tuple[type[Hook], str]]:
     Hook.statuses, Hook.bodies = [], []
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield Hook, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with LocalServer(Hook) as srv:
+        yield Hook, srv.url
 
 
 def test_webhook_posts_slack_format_and_retries(hook: tuple[type[Hook], str], cb: reports.Chargeback,
@@ -165,38 +154,11 @@ def test_webhook_rejection_is_reported_without_the_secret_path(hook: tuple[type[
         config.parse({"reports": {"webhook": {}}})
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, made here (no network, no fixed secrets in the repo)."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    crt, pem = tmp / "relay.crt", tmp / "relay.key"
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-    return crt, pem
-
-
 def test_starttls_then_login_against_a_tls_relay(cb: reports.Chargeback, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import ssl
 
-    crt, pem = _self_signed(tmp_path)
+    crt, pem = make_certificate(tmp_path / "relay")
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(crt, pem)
     inbox, port = Inbox(), _free_port()

@@ -22,8 +22,9 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.server import LocalServer, QuietHandler
 
 
 @dataclass
@@ -84,9 +85,8 @@ class FaultProxy:
         self.passed = 0
         self.seen: list[Seen] = []  # every request, in arrival order
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._server = LocalServer(self._handler())
+        self.url = self._server.url
 
     def fail(self, match: Match, status: int, body: bytes, *, times: int | None = 1,
              content_type: str | None = None) -> None:
@@ -105,17 +105,12 @@ class FaultProxy:
             self.passed += 1
             return None
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.body()
                 parts = urlsplit(self.path)
                 seen = Seen(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
                             {k.lower(): v for k, v in self.headers.items()}, body)
@@ -148,9 +143,8 @@ class FaultProxy:
         return Handler
 
     def __enter__(self) -> FaultProxy:
-        self.thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._server.stop()
