@@ -21,6 +21,7 @@ from decimal import Decimal
 import polars as pl
 
 from finops import focus
+from finops.periods import add_months, month_start
 from finops.store import Manifest, Source, StagedPart, Store, Transaction
 
 
@@ -52,15 +53,6 @@ class ChunkResult:
     rows: int
     sums: dict[str, Decimal]
     manifests: list[Manifest]
-
-
-def month_start(d: date | datetime) -> date:
-    return date(d.year, d.month, 1)
-
-
-def add_months(d: date, n: int) -> date:
-    y, m = divmod(d.month - 1 + n, 12)
-    return date(d.year + y, m + 1, 1)
 
 
 def periods(cursor: dict | None, since: date | None, today: date | None = None,

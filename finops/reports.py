@@ -28,6 +28,7 @@ import polars as pl
 from finops import allocation as alloc
 from finops.config import Config
 from finops.offers import canonical_accelerator, tpu_chips
+from finops.periods import Week
 
 MONEY = pl.Decimal(38, 2)
 
@@ -38,60 +39,6 @@ class ReportError(ValueError):
 
 class EmptyWeek(ReportError):
     """No billing row falls in the week."""
-
-
-# -- weeks -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Week:
-    """An ISO week, Monday 00:00 UTC to the next Monday."""
-
-    year: int
-    week: int
-
-    @classmethod
-    def parse(cls, text: str) -> Week:
-        m = re.fullmatch(r"(\d{4})-?W(\d{1,2})", text.strip(), re.IGNORECASE)
-        if not m:
-            raise ReportError(f"--week {text!r}: expected an ISO week such as 2026-W47")
-        year, week = int(m.group(1)), int(m.group(2))
-        try:
-            date.fromisocalendar(year, week, 1)
-        except ValueError:
-            raise ReportError(f"--week {text!r}: {year} has no ISO week {week}") from None
-        return cls(year, week)
-
-    @classmethod
-    def containing(cls, day: date) -> Week:
-        y, w, _ = day.isocalendar()
-        return cls(y, w)
-
-    @classmethod
-    def last_complete(cls, now: datetime | None = None) -> Week:
-        """The last week that has ended by ``now`` (default: the current time, UTC)."""
-        today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
-        return cls.containing(today - timedelta(days=7))
-
-    @property
-    def label(self) -> str:
-        return f"{self.year}-W{self.week:02d}"
-
-    @property
-    def start(self) -> datetime:
-        d = date.fromisocalendar(self.year, self.week, 1)
-        return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
-
-    @property
-    def end(self) -> datetime:
-        return self.start + timedelta(days=7)
-
-    @property
-    def month_start(self) -> datetime:
-        """Start of the month holding the week's last day (for month-to-date)."""
-        last = self.end - timedelta(days=1)
-        return datetime(last.year, last.month, 1, tzinfo=timezone.utc)
-
-    def previous(self) -> Week:
-        return Week.containing((self.start - timedelta(days=7)).date())
 
 
 # -- accelerators ----------------------------------------------------------------------------------

@@ -13,19 +13,10 @@ import polars as pl
 from finops import offers as offers_mod
 from finops.config import Config
 from finops.exprs import recode
+from finops.periods import month_bounds, month_hours_left
 from finops.ledger import Ledger
 from placement import candidates, costing
 from placement.plan import Limits, Plan, plan
-
-
-def month_start(now: datetime) -> datetime:
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def month_hours_left(now: datetime) -> float:
-    start = month_start(now)
-    nxt = (start + timedelta(days=32)).replace(day=1)
-    return (nxt - now).total_seconds() / 3600
 
 
 def usd_per(currency: str, cfg: Config, what: str) -> float:
@@ -46,7 +37,7 @@ def team_spend(billing: pl.LazyFrame, cfg: Config, now: datetime) -> dict[str, f
     cols = billing.collect_schema().names()
     if "EffectiveCost" not in cols:
         return {}
-    start = month_start(now)
+    start = month_bounds(now)[0]
     keep = [c for c in rules.columns if c in cols] + ["BillingCurrency"]
     agg = (billing.filter((pl.col("ChargePeriodStart") >= start) & (pl.col("ChargePeriodStart") < now))
            .group_by(keep).agg(pl.col("EffectiveCost").sum().cast(pl.Float64).alias("cost")).collect())
@@ -95,9 +86,9 @@ def gather(cfg: Config, store: Any, ledger: Ledger, now: datetime) -> tuple[pl.D
     lf = offers_mod.latest_offers(store, now=now, max_age=timedelta(hours=cfg.prices.max_age_hours),
                                   rates=cfg.prices.rates)
     offers = candidates.prepare_offers(lf, blocked=pc.blocked, stale=pc.stale)
-    billing = store.scan("billing", {"billing_period": month_start(now).strftime("%Y-%m")})
+    billing = store.scan("billing", {"billing_period": month_bounds(now)[0].strftime("%Y-%m")})
     spend = team_spend(billing, cfg, now)
-    holding = ledger.holding(since=month_start(now))
+    holding = ledger.holding(since=month_bounds(now)[0])
     committed: dict[str, float] = {}
     for h in holding:
         committed[h["team"]] = committed.get(h["team"], 0.0) + float(h["expected_cost"] or 0)

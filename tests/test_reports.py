@@ -21,6 +21,7 @@ import pytest
 
 from finops import config, report_outputs, reports
 from finops.generate import generate
+from finops.periods import PeriodError
 from finops.store import Store
 from tests.test_allocation import reference
 
@@ -218,7 +219,7 @@ def test_weeks() -> None:
     assert reports.Week.last_complete(dt.datetime(2026, 11, 22, 23, 0, tzinfo=dt.timezone.utc)).label == "2026-W46"
     assert reports.Week(2026, 49).month_start.date() == dt.date(2026, 12, 1)  # 30 Nov – 6 Dec
     for bad in ("2026-47", "2026-W54", "last week"):
-        with pytest.raises(reports.ReportError, match="ISO week"):
+        with pytest.raises(PeriodError, match="ISO week"):
             reports.Week.parse(bad)
 
 
