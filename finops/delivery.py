@@ -15,13 +15,14 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from finops.config import EmailConfig, WebhookConfig
 from finops.reports import Chargeback
+from finops.retry import RetryPolicy, retrying
 
 
 class DeliveryError(RuntimeError):
@@ -97,27 +98,36 @@ def webhook_payload(cb: Chargeback) -> dict[str, object]:
         {"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
 
-def post_webhook(cb: Chargeback, cfg: WebhookConfig, attempts: int = 3, timeout: float = 15) -> None:
-    """POST the summary; 429 and 5xx are retried (``Retry-After`` honoured, at most ``attempts`` tries)."""
+def post_webhook(cb: Chargeback, cfg: WebhookConfig, attempts: int = 3, timeout: float = 15,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """POST the summary; 429, 5xx and connection failures are retried (``Retry-After`` honoured, in
+    seconds or as an HTTP date; waits capped at 10 s; at most ``attempts`` tries)."""
     url = cfg.url or _env(cfg.url_env, "reports.webhook")
-    assert url is not None
-    shown = f"webhook {urlsplit(url).scheme}://{urlsplit(url).netloc}" + ("" if cfg.url_env else urlsplit(url).path)
+    if url is None:
+        raise DeliveryError("reports.webhook: set url_env (the environment variable holding the URL)")
+    parts = urlsplit(url)
+    shown = f"webhook {parts.scheme}://{parts.netloc}" + ("" if cfg.url_env else parts.path)
     body = json.dumps(webhook_payload(cb)).encode()
-    for attempt in range(1, attempts + 1):
+    policy = RetryPolicy(attempts=attempts, backoff=0.5, max_wait=10.0)
+
+    def post() -> None:
         req = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json; charset=utf-8"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (URL from config)
-                resp.read()
-                return
-        except urllib.error.HTTPError as e:
-            detail = e.read()[:200].decode(errors="replace")
-            if (e.code == 429 or e.code >= 500) and attempt < attempts:
-                time.sleep(min(float(e.headers.get("Retry-After") or 0.5 * attempt), 10.0))
-                continue
-            raise DeliveryError(f"{shown}: HTTP {e.code} after {attempt} attempt(s): {detail}") from None
-        except (urllib.error.URLError, OSError) as e:
-            if attempt < attempts:
-                time.sleep(0.5 * attempt)
-                continue
-            raise DeliveryError(f"{shown}: {getattr(e, 'reason', e)} after {attempt} attempt(s)") from None
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (URL from config)
+            resp.read()
+
+    def transient(e: BaseException) -> bool:
+        if isinstance(e, urllib.error.HTTPError):
+            return e.code in policy.statuses
+        return isinstance(e, urllib.error.URLError | OSError)
+
+    tries = retrying(policy, transient, sleep)
+    try:
+        tries(post)
+    except urllib.error.HTTPError as e:
+        detail = e.read()[:200].decode(errors="replace")
+        raise DeliveryError(f"{shown}: HTTP {e.code} after {tries.statistics.get('attempt_number', 1)} "
+                            f"attempt(s): {detail}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise DeliveryError(f"{shown}: {getattr(e, 'reason', e)} after "
+                            f"{tries.statistics.get('attempt_number', 1)} attempt(s)") from None
