@@ -121,7 +121,8 @@ class _Bars:
         columns = ((SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) if keep else
                    (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn()))
-        self.rich = Progress(*columns, console=err, transient=not keep)
+        # Bars that vanish are drawn only on a terminal: in a pipe or a log they would leave blank lines.
+        self.rich = Progress(*columns, console=err, transient=not keep, disable=not keep and not err.is_terminal)
 
     def __enter__(self) -> _Bars:
         self.rich.start()
