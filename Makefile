@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench focus-validator system-packages clean
+.PHONY: install demo test lint bench focus-validator system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +36,17 @@ system-packages:
 	    echo "WARNING:$$missing unavailable; the tests that need them will say why" >&2; \
 	  fi
 
-test: install focus-validator system-packages
+# ruff and mypy as habits: configured in pyproject.toml, run before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint focus-validator system-packages
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
 	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/collectors.py
+	$(BIN)/python bench/native_exports.py
 	$(BIN)/python bench/placement.py
 	$(BIN)/python bench/chargeback.py
 

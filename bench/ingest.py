@@ -108,10 +108,12 @@ def main() -> None:
             base = min((child("baseline", path) for _ in range(args.repeat)), key=lambda r: r["seconds"])
             ing = min((child("ingest", path) for _ in range(args.repeat)), key=lambda r: r["seconds"])
             print(json.dumps({
-                "bench": "ingest", "format": fmt, "rows": ing["rows"], "input_mb": round(path.stat().st_size / 2**20, 1),
+                "bench": "ingest", "format": fmt, "rows": ing["rows"],
+                "input_mb": round(path.stat().st_size / 2**20, 1),
                 "seconds": ing["seconds"], "rows_per_s": round(ing["rows"] / ing["seconds"]),
                 "peak_rss_mb": ing["peak_rss_mb"], "baseline_seconds": base["seconds"],
-                "baseline_peak_rss_mb": base["peak_rss_mb"], "ratio_to_baseline": round(ing["seconds"] / base["seconds"], 2),
+                "baseline_peak_rss_mb": base["peak_rss_mb"],
+                "ratio_to_baseline": round(ing["seconds"] / base["seconds"], 2),
                 "cores": os.cpu_count(), "polars": pl.__version__,
             }), flush=True)
 

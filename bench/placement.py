@@ -22,18 +22,19 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-# bench/ holds scripts whose names shadow our packages (bench/collectors.py); import the real ones.
+# A script's folder comes first on sys.path, and this file's name shadows the placement package: drop the folder.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import polars as pl  # noqa: E402
 
 from collectors.catalog import read_catalog  # noqa: E402
 from finops.generate.workloads import DEFAULT_TEAMS, workloads  # noqa: E402
+from finops.placements import Decision, Placed  # noqa: E402
 from placement import candidates, optimizer  # noqa: E402
 from placement.plan import Limits, plan, problem, summary  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "catalog"
-HOME = dict(zip(DEFAULT_TEAMS, ["aws", "gcp", "azure", "aws", "gcp", "azure"]))
+HOME = dict(zip(DEFAULT_TEAMS, ["aws", "gcp", "azure", "aws", "gcp", "azure"], strict=True))
 
 
 def emit(**kw: object) -> None:
@@ -53,16 +54,17 @@ def independent(offers: pl.DataFrame, n: int, seed: int) -> None:
          saving_vs_home_on_demand=round(s["saving_vs_home_on_demand"], 2), stages=s["seconds"], seed=seed)
 
 
-def broken(decisions: list[dict], limits: Limits) -> list[str]:
+def broken(decisions: list[Decision], limits: Limits) -> list[str]:
     """Limits the explained decisions overrun (checked on the decisions, not the solver's variables)."""
     out = []
+    placed = [d for d in decisions if isinstance(d, Placed)]
     for prov, reg, acc, cap in limits.capacity:
-        used = sum(leg["accelerator_count"] * leg["replicas"] for d in decisions if d["placed"] for leg in d["legs"]
-                   if (leg["provider"], leg["region"], leg["accelerator_name"]) == (prov, reg, acc))
+        used = sum((leg.accelerator_count or 0) * leg.replicas for d in placed for leg in d.legs
+                   if (leg.provider, leg.region, leg.accelerator_name) == (prov, reg, acc))
         if used > cap + 1e-6:
             out.append(f"capacity {prov}/{reg}/{acc}: {used} > {cap}")
     for team, left in limits.budgets.items():
-        spent = sum(d["expected_cost"] for d in decisions if d["placed"] and d["team"] == team)
+        spent = sum(d.expected_cost for d in placed if d.team == team)
         if spent > left + 1e-6:
             out.append(f"budget {team}: {spent:.2f} > {left:.2f}")
     return out
@@ -74,12 +76,12 @@ def shared(offers: pl.DataFrame, n: int, seed: int, time_limit: float) -> None:
     team_cost: dict[str, float] = defaultdict(float)
     groups: dict[tuple[str, str, str], float] = defaultdict(float)
     for d in free.decisions:
-        if d["placed"]:
-            team_cost[d["team"]] += d["expected_cost"]
-            for leg in d["legs"]:
-                if leg["accelerator_name"]:
-                    groups[(leg["provider"], leg["region"], leg["accelerator_name"])] += \
-                        leg["accelerator_count"] * leg["replicas"]
+        if isinstance(d, Placed):
+            team_cost[d.team] += d.expected_cost
+            for leg in d.legs:
+                if leg.accelerator_name:
+                    groups[(leg.provider, leg.region, leg.accelerator_name)] += \
+                        (leg.accelerator_count or 0) * leg.replicas
     busiest = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     limits = Limits(capacity=[(p, r, a, float(int(used / 2))) for (p, r, a), used in busiest],
                     budgets={t: c / 2 for t, c in team_cost.items()})
@@ -97,13 +99,14 @@ def shared(offers: pl.DataFrame, n: int, seed: int, time_limit: float) -> None:
     emit(bench="placement.shared", workloads=n, offers=offers.height, candidates=p.candidates,
          variables=p.result.variables, capacity_limits=len(limits.capacity), budgets=len(limits.budgets),
          seconds=round(secs, 3), ms_per_workload=round(1000 * secs / n, 3), method=p.result.method,
-         status=p.result.status, solver_gap=p.result.gap, placed=sum(d["placed"] for d in p.decisions),
+         status=p.result.status, solver_gap=p.result.gap, placed=sum(d.placed for d in p.decisions),
          expected_cost=round(p.result.cost, 2), objective=round(p.result.objective, 2),
          optimum_objective=round(best.objective, 2), optimum_cost=round(best.cost, 2), optimum_status=best.status,
          optimum_placed=sum(d.placed for d in best.decisions.values()),
          optimum_seconds=round(best_secs, 2), from_optimum=round(rel, 8),
          cost_from_optimum=round((p.result.cost - best.cost) / best.cost, 6) if best.cost else 0.0,
-         greedy_objective=round(gr.objective, 2), greedy_from_optimum=round((gr.objective - best.objective) / best.objective, 6),
+         greedy_objective=round(gr.objective, 2),
+         greedy_from_optimum=round((gr.objective - best.objective) / best.objective, 6),
          violations=len(broken(p.decisions, limits)),
          unconstrained_cost=round(sum(team_cost.values()), 2), stages=summary(p)["seconds"], seed=seed)
 

@@ -9,24 +9,63 @@ periods it finished, writes nothing partial and the next run resumes where it st
 
 Incremental runs: clouds restate the current and the previous month, so :func:`periods` always
 returns them again, plus any period after the cursor.
+
+Every billing collector module (the ``billing_kinds`` of an entry in :mod:`finops.providers`) has the
+same three functions, so :mod:`collectors.sources` needs no per-kind code:
+
+- ``make_client(source: BillingSource) -> client`` — the SDK client, credentials from the SDK's own
+  chain, pointed at ``source.endpoint_url`` when set;
+- ``source_id(source: BillingSource, settings: CollectSettings | None = None) -> str`` — the source's
+  chunk id and cursor name (``source.name`` when given, else e.g. ``aws-cur:s3://bucket/prefix``);
+- ``collect(client, source, cursor, since, *, settings=None) -> Iterator[Chunk]`` — the periods
+  :func:`periods` selects from ``cursor`` (``store.cursor(source_id(...))``) and ``since``, one
+  :class:`Chunk` each, oldest first; a source that cannot be read raises :class:`CollectError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import polars as pl
 
 from finops import focus
-from finops.periods import add_months, month_start
+from finops import periods as months
+from finops.config import BillingSource
 from finops.store import Manifest, Source, StagedPart, Store, Transaction
 
 
 class CollectError(RuntimeError):
     """A source that could not be read: names the source, the file or the API call."""
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    """What some billing collectors need beyond their source, from the rest of the configuration."""
+
+    tag_keys: tuple[str, ...] = ()
+    """Tag keys that name a team, most common first (APIs that group by tag: Cost Explorer, Cost
+    Management)."""
+    accounts: tuple[str, ...] = ()
+    """Sub-account ids of the provider (AWS linked accounts …); empty: discovered where the API can."""
+    account_names: Mapping[str, str] = field(default_factory=dict)
+    """Sub-account id → display name, where the source does not say it."""
+    billing_accounts: tuple[str, ...] = ()
+    """The provider's billing accounts (AWS payers …), for sources that read per billing account."""
+    billing_account_names: Mapping[str, str] = field(default_factory=dict)
+    """Billing account id → display name, where the source does not say it (GCP's export: see
+    :func:`collectors.gcp.accounts.discover`)."""
+    today: date | None = None
+    """The day the run counts as today (default: the UTC date); tests pin it."""
+
+
+def require_location(source: BillingSource) -> str:
+    """``source.location``, or a :class:`CollectError` naming the source when it is not set."""
+    if not source.location:
+        raise CollectError(f"{source.label}: `location` is required for kind {source.kind!r}")
+    return source.location
 
 
 @dataclass
@@ -63,19 +102,19 @@ def periods(cursor: dict | None, since: date | None, today: date | None = None,
     (``cursor["period"]``, ``YYYY-MM-DD``) — and always the previous and current month, which the
     clouds restate. With neither, the last ``default_months`` months.
     """
-    today = today or datetime.now(timezone.utc).date()
-    current = month_start(today)
+    today = today or datetime.now(UTC).date()
+    current = months.month_start(today)
     if since is not None:
-        first = month_start(since)
+        first = months.month_start(since)
     elif cursor and cursor.get("period"):
-        first = add_months(date.fromisoformat(cursor["period"]), 1)
+        first = months.add_months(date.fromisoformat(cursor["period"]), 1)
     else:
-        first = add_months(current, -(default_months - 1))
-    first = min(first, add_months(current, -1))
+        first = months.add_months(current, -(default_months - 1))
+    first = min(first, months.add_months(current, -1))
     out, d = [], first
     while d <= current:
         out.append(d)
-        d = add_months(d, 1)
+        d = months.add_months(d, 1)
     return out
 
 
@@ -108,7 +147,7 @@ def run(store: Store, chunks: Iterable[Chunk],
             part = stage(tx, chunk)
             manifests = tx.commit() if part.rows else []
         store.save_cursor(chunk.source, {"period": chunk.period.isoformat(),
-                                         "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                                         "at": datetime.now(UTC).isoformat(timespec="seconds")})
         note(chunk, "written")
         yield ChunkResult(chunk.source, chunk.period, part.rows, {k: Decimal(v) for k, v in part.sums.items()},
                           manifests)

@@ -11,13 +11,13 @@ import gzip
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import fsspec
 import polars as pl
@@ -126,7 +126,7 @@ def read_raw(path: Path, name: str | None = None, typed: bool = False) -> pl.Laz
         lf.collect_schema()
     except pl.exceptions.NoDataError:
         raise IngestError(f"{name}: empty file (no header)") from None
-    except Exception as e:  # polars raises ComputeError/OSError for corrupt Parquet and odd CSV
+    except Exception as e:  # noqa: BLE001 - corrupt Parquet/odd CSV raise many kinds; re-raised as IngestError
         raise IngestError(f"{name}: cannot read as {fmt.upper()} ({_first_line(e)})") from None
     return lf
 
@@ -254,8 +254,9 @@ def ingest(store: Store, urls: Sequence[str | Path], *, provider: str | None = N
     rows of these files, so ingesting the same files again changes nothing. ``progress(path, state)``
     is called with states ``reading``, ``staged`` and ``committed``.
     """
-    if provider is not None and provider not in providers.KNOWN + ("oci",):
-        raise IngestError(f"--provider {provider!r}: expected one of {', '.join(providers.KNOWN + ('oci',))}")
+    known = (*providers.clouds(), *providers.OTHER_NAMES)  # FOCUS files may hold clouds we do not collect from
+    if provider is not None and provider not in known:
+        raise IngestError(f"--provider {provider!r}: expected one of {', '.join(known)}")
     result = IngestResult()
     seen: set[str] = set()
     note = progress or (lambda _p, _s: None)
@@ -325,6 +326,7 @@ def _stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeF
                 raise IngestError(f"{name} ({native.name}): values that do not parse: {where}") from None
             raise IngestError(f"{name} ({native.name}): {_first_line(e)}") from None
         return _finish(part, lf, name, pending, provider, None)
+    counts: dict[str, int] | None
     try:
         lf = load(read_raw(local, name, typed=True), name, fast=True, repair=False)
         part = tx.stage(lf)
@@ -377,7 +379,7 @@ def _explain(err: Exception, raw: pl.LazyFrame, name: str) -> IngestError:
     """Turn a failed strict conform into a message naming the column, row and value."""
     try:
         bad = focus.bad_values(raw)
-    except Exception:  # diagnosis is best effort; the original error still gets reported
+    except Exception:  # noqa: BLE001 - diagnosis is best effort; the original error still gets reported
         bad = []
     if bad:
         where = "; ".join(f"column {b.column}, row {b.row + 1}: {b.value!r}" for b in bad)

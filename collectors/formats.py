@@ -1,7 +1,11 @@
 """Native (pre-FOCUS) billing export formats, recognised by their columns.
 
-Each provider module defines one :class:`NativeFormat` per export layout it reads; ``finops ingest``
+Each provider module defines one :class:`NativeFormat` per export layout it reads, in a ``FORMATS``
+list that the provider's entry in :mod:`finops.providers` names (``native_formats``); ``finops ingest``
 tries them in order on a file's header and, on a match, maps the file to FOCUS before conforming it.
+
+This module imports none of the modules that define formats (they import it): it finds their lists
+through the registry, when first asked.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from collectors.billing import Chunk
+from finops import providers
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,8 @@ class NativeFormat:
 
 
 def registry() -> list[NativeFormat]:
-    """Every native format we read, most specific first."""
-    from collectors.aws import cur
-    from collectors.azure import cost_details
-    from collectors.gcp import bigquery_export
-
-    return [*cur.FORMATS, *cost_details.FORMATS, *bigquery_export.FORMATS]
+    """Every native format we read: each cloud's, in registry order (within a cloud, most specific first)."""
+    return [f for key in providers.clouds() for f in providers.resolve(providers.get(key).native_formats)]
 
 
 def detect(columns: Sequence[str]) -> NativeFormat | None:

@@ -13,7 +13,8 @@ Two steps, both pure functions of their inputs:
   pool) and recipient. Largest-remainder rounding at each level — provider total, then components, then
   recipients — so every level sums exactly to the level above, and each provider to its bill rounded
   to the cent. Pools split ``even``-ly, ``proportional``-ly to each recipient's direct spend (over all
-  providers; evenly when no recipient has any), or by ``fixed`` percentages; shares are exact fractions until the one rounding.
+  providers; evenly when no recipient has any), or by ``fixed`` percentages; shares are exact fractions until
+  the one rounding.
 """
 
 from __future__ import annotations
@@ -181,8 +182,8 @@ def resolve(lf: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
     for p in reversed(rules.pools):  # the first matching pool wins
         pool = pl.when(_pool_of(p)).then(pl.lit(p.name)).otherwise(pool)
     credit = pl.col("ChargeCategory").is_in(CREDIT_CATEGORIES).fill_null(False)
-    unowned = pl.when(credit & pl.lit(rules.credits == "proportional")).then(pl.lit(CREDITS_POOL))
-    unowned = unowned.when(~credit & pl.lit(rules.untagged != "unallocated")).then(pl.lit(UNTAGGED_POOL))
+    unowned = (pl.when(credit & pl.lit(rules.credits == "proportional")).then(pl.lit(CREDITS_POOL))
+               .when(~credit & pl.lit(rules.untagged != "unallocated")).then(pl.lit(UNTAGGED_POOL)))
     return (lf.with_columns(owner.alias("_owner"), pool.alias("_pool"))
             .with_columns(pl.coalesce(pl.col("_pool"), pl.when(pl.col("_owner").is_null()).then(unowned))
                           .alias("pool"))
@@ -278,8 +279,8 @@ def apportion(resolved: pl.LazyFrame, rules: Rules, *, cost: str = "cost") -> pl
          .collect())
     by_provider: dict[str, dict[tuple[str, str], Decimal]] = defaultdict(dict)
     direct: dict[str, Decimal] = defaultdict(Decimal)
-    for prov, owner, pool, c in g.iter_rows():
-        c = Decimal(c or 0)
+    for prov, owner, pool, raw in g.iter_rows():
+        c = Decimal(raw or 0)
         by_provider[prov][(DIRECT, owner) if pool is None else (pool, "")] = c
         if pool is None:
             direct[owner] += c

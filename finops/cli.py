@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, Self, cast
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from finops import config as config_mod
+from finops import providers
 
 if TYPE_CHECKING:
     from finops.services.progress import Step
@@ -124,7 +125,7 @@ class _Bars:
         # Bars that vanish are drawn only on a terminal: in a pipe or a log they would leave blank lines.
         self.rich = Progress(*columns, console=err, transient=not keep, disable=not keep and not err.is_terminal)
 
-    def __enter__(self) -> _Bars:
+    def __enter__(self) -> Self:
         self.rich.start()
         return self
 
@@ -147,8 +148,7 @@ class _Bar:
 
     def finish(self, description: str | None = None) -> None:
         total = self.rich.tasks[self.task].total or 1
-        self.rich.update(self.task, total=total, completed=total,
-                         **({"description": description} if description else {}))
+        self.rich.update(self.task, total=total, completed=total, description=description)
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]], right: set[str] | None = None) -> Table:
@@ -175,7 +175,8 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the example."
 # -- ingest and validate ---------------------------------------------------------------------------
 @app.command()
 def ingest(paths: Annotated[list[str], typer.Argument(help="FOCUS export files (CSV, CSV.gz, Parquet; local or s3://).")],
-           provider: Annotated[str | None, typer.Option(help="Expect rows of this provider only (aws, gcp, azure).")] = None,
+           provider: Annotated[str | None, typer.Option(
+               help=f"Expect rows of this provider only ({providers.expected()}).")] = None,
            as_json: JsonOpt = False) -> None:
     """Ingest FOCUS exports into the billing store. All files or none: one bad file writes nothing."""
     from finops.services import ingest as svc
@@ -183,17 +184,17 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="FOCUS export files (
     with _Bars() as bars:
         done = svc.ingest(_config(), paths, provider=provider, progress=bars)
     res = done.result
-    rows = [{"file": f.path, "rows": f.rows, "BilledCost": str(f.sums["BilledCost"]),
-             "EffectiveCost": str(f.sums["EffectiveCost"]), "sha256": f.source.sha256, "warnings": f.warnings}
-            for f in res.files]
     if as_json:
-        _emit_json({"files": rows, "skipped_duplicates": res.skipped, "seconds": round(done.seconds, 3),
+        _emit_json({"files": [{"file": f.path, "rows": f.rows, "BilledCost": str(f.sums["BilledCost"]),
+                               "EffectiveCost": str(f.sums["EffectiveCost"]), "sha256": f.source.sha256,
+                               "warnings": f.warnings} for f in res.files],
+                    "skipped_duplicates": res.skipped, "seconds": round(done.seconds, 3),
                     "partitions": [m.partition for m in res.manifests]})
         return
     out.print(_table(f"Ingested {res.rows:,} rows in {done.seconds:.1f}s into {len(res.manifests)} partition(s)",
                      ["file", "rows", "BilledCost", "EffectiveCost"],
-                     [[r["file"], f"{r['rows']:,}", _money(r["BilledCost"]), _money(r["EffectiveCost"])] for r in rows],
-                     {"rows", "BilledCost", "EffectiveCost"}))
+                     [[f.path, f"{f.rows:,}", _money(f.sums["BilledCost"]), _money(f.sums["EffectiveCost"])]
+                      for f in res.files], {"rows", "BilledCost", "EffectiveCost"}))
     for s in res.skipped:
         err.print(f"[yellow]skipped[/] {s}: same content as a file already in this run")
     for f in res.files:
@@ -252,10 +253,84 @@ def store_info(dataset: Annotated[str, typer.Option(help="billing, prices or off
     out.print(table)
 
 
+@store_app.command("history")
+def store_history(dataset: Annotated[str, typer.Option(help="billing, prices or offers")] = "billing",
+                  as_json: JsonOpt = False) -> None:
+    """The dataset's versions: when, what, rows and partitions (name one with `--as-of`)."""
+    from finops.services import store as svc
+
+    versions = svc.history(_config(), dataset)
+    if as_json:
+        _emit_json([asdict(v) for v in versions])
+        return
+    out.print(_table(f"{dataset}: {len(versions)} version(s)", ["version", "time (UTC)", "operation", "rows",
+                                                                 "partitions", "run"],
+                     [[str(v.version), f"{v.timestamp:%Y-%m-%d %H:%M:%S}", v.operation,
+                       "" if v.rows is None else f"{v.rows:,}", str(len(v.partitions)), v.run_id or ""]
+                      for v in versions], {"version", "rows", "partitions"}))
+
+
+@store_app.command("optimize")
+def store_optimize(dataset: Annotated[list[str] | None, typer.Option(help="Only this dataset (repeatable; "
+                                                                   "default: all).")] = None,
+                   as_json: JsonOpt = False) -> None:
+    """Merge small files (e.g. hourly price appends) partition by partition; data and history unchanged."""
+    from finops.services import store as svc
+
+    with _Bars() as bars:
+        done = svc.optimize(_config(), dataset or [], progress=bars)
+    if as_json:
+        _emit_json([asdict(d) for d in done])
+        return
+    out.print(_table("Store optimized", ["dataset", "partitions merged", "files before", "files after", "version"],
+                     [[d.dataset, str(d.partitions), str(d.files_before), str(d.files_after),
+                       "" if d.version is None else str(d.version)] for d in done],
+                     {"partitions merged", "files before", "files after", "version"}))
+
+
+@store_app.command("vacuum")
+def store_vacuum(retain_hours: Annotated[float, typer.Option("--retain-hours", help="Keep every file a version "
+                                                             "of the last N hours needs (time travel reaches "
+                                                             "back that far; at least 24 without --force).")] = 168,
+                 dataset: Annotated[str | None, typer.Option(help="Only this dataset (default: all).")] = None,
+                 force: Annotated[bool, typer.Option("--force", help="Allow less than 24 hours: only when "
+                                                     "nothing else reads or writes the store.")] = False,
+                 dry_run: Annotated[bool, typer.Option("--dry-run", help="List, delete nothing.")] = False,
+                 as_json: JsonOpt = False) -> None:
+    """Delete data files no version of the last --retain-hours needs, and files a crashed writer left."""
+    from finops.services import store as svc
+
+    res = svc.vacuum(_config(), retain_hours, dataset, force=force, dry_run=dry_run)
+    if as_json:
+        _emit_json({"retain_hours": res.retain_hours, "dry_run": res.dry_run, "removed": res.removed})
+        return
+    verb = "would remove" if res.dry_run else "removed"
+    for name, files in res.removed.items():
+        err.print(f"{name}: {verb} {len(files)} file(s)")
+
+
+@store_app.command("migrate")
+def store_migrate(as_json: JsonOpt = False) -> None:
+    """Convert a store written by finops before Delta Lake (per-partition _manifest.json) in place, checking
+    rows and cost totals per partition before and after, to the cent."""
+    from finops.services import store as svc
+
+    with _Bars() as bars:
+        res = svc.migrate(_config(), progress=bars)
+    if as_json:
+        _emit_json(asdict(res))
+        return
+    out.print(_table(f"Migrated {res.url}", ["dataset", "partitions", "files", "rows", "BilledCost", "note"],
+                     [[d.dataset, str(d.partitions), str(d.files), f"{d.rows:,}",
+                       _money(d.sums["BilledCost"]) if "BilledCost" in d.sums else "",
+                       "already Delta" if d.already_delta else ""] for d in res.datasets],
+                     {"partitions", "files", "rows", "BilledCost"}))
+
+
 # -- collection ------------------------------------------------------------------------------------
 @collect_app.command("prices")
 def collect_prices(
-        provider: Annotated[list[str] | None, typer.Option(help="aws, gcp or azure (repeatable; default: "
+        provider: Annotated[list[str] | None, typer.Option(help=f"{providers.expected()} (repeatable; default: "
                             "the providers in finops.toml, else all three).")] = None,
         region: Annotated[list[str] | None, typer.Option(help="Only these regions (repeatable; default: "
                           "each provider's regions in finops.toml, else a few GPU regions).")] = None,
@@ -272,17 +347,19 @@ def collect_prices(
         out.print(_table("Prices collected", cols, [[str(getattr(r, c)) for c in cols] for r in res.collected],
                          set(cols[1:])))
     for f in res.failed:
-        err.print(f"[bold red]error:[/] {escape(f)} (nothing recorded for it; the history is unchanged)", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(f)} (nothing recorded for it; the history is unchanged)",
+                  highlight=False)
     if res.failed:
         raise typer.Exit(2)
 
 
 @collect_app.command("billing")
 def collect_billing(
-        provider: Annotated[list[str] | None, typer.Option(help="aws, gcp or azure (repeatable; default: every "
+        provider: Annotated[list[str] | None, typer.Option(help=f"{providers.expected()} (repeatable; default: every "
                             "provider in finops.toml with billing sources).")] = None,
         since: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d", "%Y-%m"], help="Re-read from this "
-                         "month on (default: after each source's cursor; the previous and current month always).")] = None,
+                         "month on (default: after each source's cursor; the previous and current month "
+                         "always).")] = None,
         as_json: JsonOpt = False) -> None:
     """Collect billing data from the sources in finops.toml (CUR, Cost Explorer, BigQuery export, Cost
     Management) into the store, month by month; each finished month is kept even if a later one fails."""
@@ -294,7 +371,8 @@ def collect_billing(
         _emit_json({"collected": [asdict(r) for r in res.collected], "failed": res.failed})
     else:
         out.print(_table("Billing collected", ["provider", "source", "month", "rows", "billed_cost", "effective_cost"],
-                         [[r.provider, r.source, r.month, f"{r.rows:,}", _money(r.billed_cost), _money(r.effective_cost)]
+                         [[r.provider, r.source, r.month, f"{r.rows:,}", _money(r.billed_cost),
+                           _money(r.effective_cost)]
                           for r in res.collected], {"rows", "billed_cost", "effective_cost"}))
     for f in res.failed:
         err.print(f"[bold red]error:[/] {escape(f)} (months before it are kept; the next run resumes there)",
@@ -326,18 +404,34 @@ def accounts(endpoint: Annotated[str | None, typer.Option(help="Cloud Billing AP
 def prices_import_catalog(
         directory: Annotated[Path | None, typer.Argument(help="Folder with <cloud>/vms.csv in SkyPilot's layout "
                              "(default: the snapshot shipped with finops).")] = None,
-        observed_at: Annotated[datetime | None, typer.Option(help="When the prices were observed (default: "
-                               "the snapshot's date, or each file's modification time).")] = None,
+        observed_at: Annotated[datetime | None, typer.Option(help="When the prices were observed (default: the "
+                               "catalog's own date — the snapshot's, or a SOURCES.md's; a catalog without one is "
+                               "imported flagged 'undated' and never placed on).")] = None,
         as_json: JsonOpt = False) -> None:
     """Import price catalogs in SkyPilot's CSV layout into the price history."""
     from finops.services import prices as svc
 
     res = svc.import_catalog(_config(), directory, observed_at)
+    dates = {p: {"observed_at": d.isoformat(), "from": src} for p, (d, src) in res.dates.items()}
     if as_json:
-        _emit_json({"imported": res.counts, "offers_known": res.offers_known, "directory": str(res.directory)})
+        _emit_json({"imported": res.counts, "offers_known": res.offers_known, "directory": str(res.directory),
+                    "dates": dates, "problems": res.problems})
         return
-    out.print(_table(f"Imported {res.rows:,} price observations from {res.directory}", ["provider", "market", "offers"],
-                     [[str(r["provider"]), str(r["market"]), f"{r['len']:,}"] for r in res.counts], {"offers"}))
+    out.print(_table(f"Imported {res.rows:,} price observations from {res.directory}",
+                     ["provider", "market", "offers", "prices of"],
+                     [[str(r["provider"]), str(r["market"]), f"{r['len']:,}",
+                       _dated(res.dates.get(str(r["provider"])))] for r in res.counts], {"offers"}))
+    for problem in res.problems[:20]:
+        err.print(f"[yellow]warning[/] {escape(problem)}", highlight=False)
+    if len(res.problems) > 20:
+        err.print(f"[yellow]warning[/] … and {len(res.problems) - 20:,} more (`--json` lists them all)")
+
+
+def _dated(when: tuple[datetime, str] | None) -> str:
+    if when is None:
+        return ""
+    day, source = when
+    return "undated (flagged)" if source == "undated" else f"{day:%Y-%m-%d} ({source})"
 
 
 @prices_app.command("show")
@@ -368,7 +462,8 @@ def prices_show(
         body.append([r["provider"], r["region"], r["zone"] or "", r["instance_type"], acc, f"{r['vcpus'] or 0:g}",
                      f"{r['memory_gb'] or 0:g}", f"{r['price_per_hour']:.4f}",
                      r["observed_at"].strftime("%Y-%m-%d %H:%M"), note])
-    out.print(_table(f"Cheapest {'spot' if spot else 'on-demand'} offers" + (f" for {accelerator}" if accelerator else "")
+    title = f"Cheapest {'spot' if spot else 'on-demand'} offers" + (f" for {accelerator}" if accelerator else "")
+    out.print(_table(title
                      + (f" x{count:g}" if count else ""),
                      ["provider", "region", "zone", "instance type", "accelerators", "vCPUs", "memory GB", "$/hour",
                       "observed", "note"], body, {"vCPUs", "memory GB", "$/hour"}))
@@ -448,7 +543,8 @@ def _print_chargeback(cb: Any) -> None:
 
 # -- queue and place ------------------------------------------------------------------------------
 @queue_app.command("add")
-def queue_add(files: Annotated[list[Path], typer.Argument(help="YAML workload specs (one, a list, or workloads: [...]).")],
+def queue_add(files: Annotated[list[Path], typer.Argument(
+                  help="YAML workload specs (one, a list, or workloads: [...]).")],
               as_json: JsonOpt = False) -> None:
     """Queue the workloads in FILES: all of them or, on any error, none."""
     from finops.services import queue as svc
@@ -501,28 +597,43 @@ def place(dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and pr
     _print_plan(res.run_id, res.plan, dry_run, as_json)
 
 
+def _price_age(s: dict[str, Any]) -> str | None:
+    """How old the prices behind a plan were: said every time, so months-old prices never look fresh."""
+    if not s.get("prices_observed"):
+        return None
+    oldest, newest = (datetime.fromisoformat(t) for t in s["prices_observed"])
+    hours = s["price_age_hours"]
+    age = f"{hours:,.0f} hours" if hours < 72 else f"{hours / 24:,.0f} days"
+    return f"prices observed {oldest:%Y-%m-%d %H:%M} – {newest:%Y-%m-%d %H:%M} UTC: up to {age} old"
+
+
 def _print_plan(run_id: str, plan: Any, dry_run: bool, as_json: bool) -> None:
+    from rich.markup import escape
+
+    from finops.placements import Placed
     from placement.plan import summary
 
     s = summary(plan)
     if as_json:
-        _emit_json({"run_id": run_id, "dry_run": dry_run, "summary": s, "decisions": plan.decisions})
+        _emit_json({"run_id": run_id, "dry_run": dry_run, "summary": s,
+                    "decisions": [d.to_json() for d in plan.decisions]})
         return
     table = Table(title=f"Placement {'(dry run) ' if dry_run else ''}{run_id}: {s['placed']} placed, "
-                        f"{s['unplaced']} unplaced, expected ${s['expected_cost']:,.2f} ({s['method']}: {s['status']})")
+                        f"{s['unplaced']} unplaced, expected ${s['expected_cost']:,.2f} ({s['method']}: {s['status']})",
+                  caption=_price_age(s))
     for c in ("workload", "team", "where", "market", "$/hour", "expected $", "saving $", "runner-up / reason"):
         table.add_column(c, justify="right" if "$" in c else "left")
     for d in plan.decisions:
-        if not d["placed"]:
-            table.add_row(d["name"], d["team"], "[red]unplaced[/]", "", "", "", "", d["reason"])
+        if not isinstance(d, Placed):
+            table.add_row(escape(d.name), escape(d.team), "[red]unplaced[/]", "", "", "", "", escape(d.reason))
             continue
-        where = " + ".join(f"{leg['provider']} {leg['region']} {leg['instance_type']}"
-                           + (f" x{leg['replicas']}" if leg["replicas"] > 1 else "") for leg in d["legs"])
-        ru = d.get("runner_up")
-        runner = f"{ru['provider']} {ru['region']} {ru['instance_type']} ${ru['expected_cost']:,.2f}" if ru else ""
-        saving = "" if d.get("saving") is None else f"{d['saving']:,.2f}"
-        table.add_row(d["name"], d["team"], where, d["market"], f"{d['price_per_hour']:.4f}",
-                      f"{d['expected_cost']:,.2f}", saving, runner)
+        where = " + ".join(f"{leg.provider} {leg.region} {leg.instance_type}"
+                           + (f" x{leg.replicas}" if leg.replicas > 1 else "") for leg in d.legs)
+        ru = d.runner_up
+        runner = f"{ru.provider} {ru.region} {ru.instance_type} ${ru.expected_cost:,.2f}" if ru else ""
+        saving = "" if d.saving is None else f"{d.saving:,.2f}"
+        table.add_row(escape(d.name), escape(d.team), where, d.main.market, f"{d.main.price_per_hour:.4f}",
+                      f"{d.expected_cost:,.2f}", saving, runner)
     out.print(table)
     if not dry_run:
         err.print(f"recorded run {run_id} in the ledger")
@@ -535,7 +646,8 @@ def generate(out_dir: Annotated[Path, typer.Option("--out", help="Folder for the
              days: int = 90, teams: int = 6, seed: int = 0,
              grain: Annotated[str, typer.Option(help="daily or hourly")] = "daily",
              fmt: Annotated[str, typer.Option("--format", help="parquet, csv or csv.gz; or native: each cloud's "
-                            "own export (AWS CUR 2.0 Parquet, Azure cost-details CSV, BigQuery export CSV)")] = "parquet",
+                            "own export (AWS CUR 2.0 Parquet, Azure cost-details CSV, BigQuery export "
+                            "CSV)")] = "parquet",
              as_json: JsonOpt = False) -> None:
     """Generate realistic billing exports of a multi-cloud ML organisation (deterministic from --seed)."""
     from finops.services import demo as svc

@@ -12,9 +12,11 @@ import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from finops import providers
 
 ENV_VAR = "FINOPS_CONFIG"
 DEFAULT_FILE = "finops.toml"
@@ -36,12 +38,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _cloud(key: str) -> str:
+    if key not in providers.clouds():
+        raise ValueError(f"unknown provider {key!r}: expected {providers.expected()}")
+    return key
+
+
+Cloud = Annotated[str, AfterValidator(_cloud)]
+"""A cloud's key as registered in :mod:`finops.providers` (``aws``, ``gcp``, ``azure``)."""
+
+
+def _billing_kind(kind: str) -> str:
+    kinds = list(dict.fromkeys(k for ks in providers.billing_kinds().values() for k in ks))
+    if kind not in kinds:
+        raise ValueError(f"unknown billing source kind {kind!r}: expected one of {', '.join(kinds)}")
+    return kind
+
+
 class StoreConfig(_Model):
     url: str = DEFAULT_STORE
     """Local folder or object-store URL (``s3://bucket/prefix``, ``gs://…``, ``az://…``)."""
     endpoint_url: str | None = None
     """For S3-compatible object stores other than AWS (MinIO, Ceph, a local test server)."""
     region: str | None = None
+    options: dict[str, str] = {}
+    """object_store options passed to delta-rs and polars as they are (e.g. ``azure_storage_account_name``,
+    ``google_service_account``); not secrets — each SDK's credential chain supplies those."""
 
 
 class LedgerConfig(_Model):
@@ -61,16 +83,17 @@ class Account(_Model):
 class BillingSource(_Model):
     """One place a provider's bill is read from (``finops collect billing``)."""
 
-    kind: Literal["cur", "cost-explorer", "bigquery-export", "cost-management", "cost-details"]
+    kind: Annotated[str, AfterValidator(_billing_kind)]
+    """One of the provider's ``billing_kinds`` (``finops.providers``): ``cur`` or ``cost-explorer``
+    (AWS), ``bigquery-export`` (GCP), ``cost-management`` or ``cost-details`` (Azure)."""
     location: str | None = None
     """``cur``: ``s3://bucket/prefix`` of the report or data export; ``bigquery-export``: the table,
     ``project.dataset.table``; ``cost-management``: the scope, e.g. ``/subscriptions/<id>``;
-    ``cost-details``: a folder, file or blob URL of exported CSVs; ``cost-explorer``: unused (the
-    accounts are the provider's ``accounts``)."""
+    ``cost-details``: a folder, file or blob URL of exported CSVs; ``cost-explorer``: the payer account
+    (default: the provider's ``billing_accounts``; the linked accounts are its ``accounts``)."""
     name: str | None = None
-    """A label for progress and the source's cursor; default ``<kind>:<location>``."""
-    metrics: list[Literal["ActualCost", "AmortizedCost"]] = Field(default_factory=lambda: ["ActualCost", "AmortizedCost"])
-    """``cost-management``: which cost views to query."""
+    """A label for progress and errors, and the name of the source's cursor in the store (default
+    label ``<kind>:<location>``; default cursor the collector's own, e.g. ``aws-cur:s3://…``)."""
     endpoint_url: str | None = None
     """An API endpoint other than the provider's own (a proxy, a mirror, a local emulator)."""
 
@@ -94,7 +117,7 @@ class Team(_Model):
     name: str
     monthly_budget: Decimal | None = None
     currency: str = "USD"
-    home_provider: Literal["aws", "gcp", "azure"] | None = None
+    home_provider: Cloud | None = None
     aliases: list[str] = Field(default_factory=list)
 
     @field_validator("name")
@@ -110,10 +133,10 @@ class PricesConfig(_Model):
     """Offers observed longer ago than this are flagged stale (and can be excluded by the optimizer)."""
     rates: dict[str, float] = Field(default_factory=dict)
     """USD per unit of each other currency prices come in, e.g. ``{ EUR = 1.08 }``."""
-    interruption: dict[Literal["aws", "gcp", "azure"], dict[str, float]] = Field(default_factory=dict)
+    interruption: dict[Cloud, dict[str, float]] = Field(default_factory=dict)
     """Monthly spot interruption frequency by instance family (``"*"``: any other), overriding the
     documented defaults in ``finops.offers.DEFAULT_MONTHLY_INTERRUPTION``."""
-    endpoints: dict[Literal["aws", "gcp", "azure"], str] = Field(default_factory=dict)
+    endpoints: dict[Cloud, str] = Field(default_factory=dict)
     """Price API endpoints other than the providers' own (a proxy, a mirror, a local emulator)."""
 
     @field_validator("rates")
@@ -184,14 +207,19 @@ class SharedPool(_Model):
         return self
 
 
+RuleKind = Literal["tags", "accounts", "patterns"]
+ReportFormat = Literal["csv", "xlsx", "html"]
+_DEFAULT_PRECEDENCE: tuple[RuleKind, ...] = ("tags", "accounts", "patterns")
+_DEFAULT_FORMATS: tuple[ReportFormat, ...] = ("csv", "xlsx", "html")
+
+
 class AllocationConfig(_Model):
     """How billing rows become team (and project) costs; see ``finops.allocation``."""
 
     team_tags: list[str] = Field(default_factory=lambda: ["finops-team", "team", "Team"])
     """Tag keys naming the team, in precedence order (the first present with a known value wins)."""
     project_tags: list[str] = Field(default_factory=lambda: ["project", "Project"])
-    precedence: list[Literal["tags", "accounts", "patterns"]] = Field(
-        default_factory=lambda: ["tags", "accounts", "patterns"])
+    precedence: list[RuleKind] = Field(default_factory=lambda: list(_DEFAULT_PRECEDENCE))
     """Which kind of rule decides first when several apply."""
     aliases: dict[str, list[str]] = Field(default_factory=dict)
     """Team → other spellings (besides ``teams[].aliases``); values are also case-folded, ``_`` → ``-``."""
@@ -242,7 +270,7 @@ class WebhookConfig(_Model):
 
 class ReportsConfig(_Model):
     out: str = "./reports"
-    formats: list[Literal["csv", "xlsx", "html"]] = Field(default_factory=lambda: ["csv", "xlsx", "html"])
+    formats: list[ReportFormat] = Field(default_factory=lambda: list(_DEFAULT_FORMATS))
     currency: str = "USD"
     rates: dict[str, Decimal] = Field(default_factory=dict)
     """Report-currency units per unit of each other billing currency, e.g. ``{ EUR = 1.08 }``."""
@@ -293,7 +321,7 @@ class Config(_Model):
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
     prices: PricesConfig = PricesConfig()
-    providers: dict[Literal["aws", "gcp", "azure"], ProviderConfig] = Field(default_factory=dict)
+    providers: dict[Cloud, ProviderConfig] = Field(default_factory=dict)
     teams: list[Team] = Field(default_factory=list)
     allocation: AllocationConfig = AllocationConfig()
     reports: ReportsConfig = ReportsConfig()
@@ -307,6 +335,19 @@ class Config(_Model):
         _unique([t.name for t in v], "team")
         return v
 
+    @field_validator("providers")
+    @classmethod
+    def _kinds_of_each_provider(cls, v: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        # A kind is known (checked on the source) but may belong to another cloud: only here is the
+        # cloud known.
+        for key, pcfg in v.items():
+            kinds = providers.get(key).billing_kinds
+            for i, src in enumerate(pcfg.billing):
+                if src.kind not in kinds:
+                    raise ValueError(f"{key}.billing[{i}].kind: a {key} billing source cannot be of kind "
+                                     f"{src.kind!r} (expected {', '.join(kinds)})")
+        return v
+
     def ledger_url(self) -> str:
         """The ledger's SQLAlchemy URL: as configured, else a SQLite file beside a local store."""
         if self.ledger.url:
@@ -317,7 +358,8 @@ class Config(_Model):
         return f"sqlite:///{Path('finops-ledger.db').resolve()}"
 
     def open_store(self) -> Any:
-        """The store this configuration names."""
+        """The store this configuration names: a Delta Lake table per dataset. On S3, delta-rs commits
+        with a conditional PUT (see :func:`finops.store._delta_options`), so concurrent writers are safe."""
         from finops.store import Store
 
         fs_opts: dict[str, Any] = {}
@@ -330,6 +372,7 @@ class Config(_Model):
         if self.store.region:
             fs_opts.setdefault("client_kwargs", {})["region_name"] = self.store.region
             pl_opts["aws_region"] = self.store.region
+        pl_opts.update(self.store.options)
         return Store(self.store.url, fs_opts, pl_opts)
 
 
@@ -381,7 +424,8 @@ def _expected(err: Any) -> str:
     if err["type"] == "missing":
         return "required key is missing"
     got = err.get("input")
-    return f"{err['msg']} (got {got!r})" if not isinstance(got, dict | list) else err["msg"]
+    msg = str(err["msg"]).removeprefix("Value error, ")  # our validators' sentences stand alone
+    return f"{msg} (got {got!r})" if not isinstance(got, dict | list) else msg
 
 
 def _refuse_secrets(data: Any, name: str, path: str = "") -> None:

@@ -14,7 +14,7 @@ import polars as pl
 
 
 def recode(e: pl.Expr, mapping: Mapping[Any, Any], default: pl.Expr | Any = None,
-           dtype: pl.DataType = pl.String) -> pl.Expr:
+           dtype: pl.DataType | type[pl.DataType] = pl.String) -> pl.Expr:
     """``e`` looked up in ``mapping``; values not in it (and nulls) give ``default`` (an expression,
     e.g. ``e`` itself to keep them, or a value). Mapping values must not be None."""
     keys, values = list(mapping), list(mapping.values())

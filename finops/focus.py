@@ -9,18 +9,19 @@ custom columns).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 import polars as pl
 
 Level = Literal["Mandatory", "Conditional", "Recommended"]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """FOCUS data types."""
 
     STRING = "String"
@@ -134,7 +135,9 @@ SUBCATEGORIES: dict[str, tuple[str, ...]] = {
 SUBCATEGORY_PARENT: dict[str, str] = {s: c for c, subs in SUBCATEGORIES.items() for s in subs}
 
 S, D, T, J = Kind.STRING, Kind.DECIMAL, Kind.DATETIME, Kind.JSON
-M, C, R = "Mandatory", "Conditional", "Recommended"
+M: Level = "Mandatory"
+C: Level = "Conditional"
+R: Level = "Recommended"
 
 # FOCUS 1.2, in the specification's alphabetical order.
 COLUMNS: tuple[Column, ...] = (
@@ -406,11 +409,13 @@ def checks(names: Iterable[str]) -> dict[str, tuple[str, str, pl.Expr]]:
                                        c.is_not_null() & ~c.is_in(col.allowed))
     for start, end in (("ChargePeriodStart", "ChargePeriodEnd"), ("BillingPeriodStart", "BillingPeriodEnd")):
         if {start, end} <= present:
-            out[f"{start}|order"] = (start, f"{start} not before {end}", (pl.col(start) >= pl.col(end)).fill_null(False))
+            out[f"{start}|order"] = (start, f"{start} not before {end}",
+                                     (pl.col(start) >= pl.col(end)).fill_null(False))
     for cur in ("BillingCurrency", "PricingCurrency"):
         if cur in present:
             c = pl.col(cur)
-            out[f"{cur}|iso"] = (cur, "not an ISO 4217 currency code", c.is_not_null() & ~c.is_in(sorted(currency_codes())))
+            out[f"{cur}|iso"] = (cur, "not an ISO 4217 currency code",
+                                 c.is_not_null() & ~c.is_in(sorted(currency_codes())))
     return out
 
 
@@ -498,7 +503,8 @@ def upgrade(lf: pl.LazyFrame) -> pl.LazyFrame:
         sat = pl.when(is_key).then(pl.lit(sa)).otherwise(sat)
     same_currency = pl.col("PricingCurrency").is_null()
     return lf.with_columns(
-        pl.col("ServiceSubcategory").fill_null(pl.concat_str(pl.lit("Other ("), pl.col("ServiceCategory"), pl.lit(")"))),
+        pl.col("ServiceSubcategory").fill_null(
+            pl.concat_str(pl.lit("Other ("), pl.col("ServiceCategory"), pl.lit(")"))),
         pl.col("BillingAccountType").fill_null(pl.when(pl.col("BillingAccountId").is_not_null()).then(bat)),
         pl.col("SubAccountType").fill_null(pl.when(pl.col("SubAccountId").is_not_null()).then(sat)),
         pl.col("PricingCurrency").fill_null(pl.col("BillingCurrency")),
@@ -547,12 +553,6 @@ def bad_values(raw: pl.LazyFrame, limit: int = 5) -> list[BadValue]:
 def empty_frame() -> pl.DataFrame:
     """An empty frame with the FOCUS 1.2 schema."""
     return pl.DataFrame(schema={c.name: c.dtype for c in COLUMNS})
-
-
-def describe() -> list[dict[str, object]]:
-    """The contract as plain data (for docs and ``--json`` output)."""
-    return [{"name": c.name, "type": c.kind.value, "level": c.level, "nullable": c.nullable,
-             "allowed": list(c.allowed)} for c in COLUMNS]
 
 
 def dumps_tags(tags: dict[str, object] | None) -> str | None:

@@ -1,24 +1,56 @@
-"""The queue and the ledger: workloads and the placements decided for them, in SQL (SQLAlchemy Core).
+"""The queue and the ledger: workloads, the placements decided for them and every move they make, in SQL
+(SQLAlchemy Core).
 
-SQLite by default (:meth:`finops.config.Config.ledger_url`), PostgreSQL by URL. A workload moves
-queued → placed → submitted → running → done | failed | cancelled (placed can go back to queued when
-re-planned). Every change that touches several rows runs in one transaction: a batch that fails part
-way leaves the tables as they were.
+SQLite by default (:meth:`finops.config.Config.ledger_url`), PostgreSQL by URL. The schema is kept by
+Alembic migrations shipped in ``finops/migrations``: :class:`Ledger` upgrades the database to the head
+revision when it opens it (one process at a time: ``BEGIN IMMEDIATE`` on SQLite, an advisory lock on
+PostgreSQL), recognises a database made before migrations as revision 0001, and refuses one newer than
+this code.
+
+A workload moves queued → placed → submitted → running → done | failed | cancelled (placed can go back
+to queued when re-planned). Every move is a compare-and-swap — ``UPDATE … WHERE id = :id AND state =
+:old`` — so of two processes moving the same workload from the same state exactly one wins and the
+other gets :class:`LedgerConflict`; a batch moves all its workloads or none. Each move is written to
+``transitions`` in the same transaction.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+import builtins
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text,
-                        create_engine, event, func, insert, select, update)
-from sqlalchemy.engine import Engine
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
+from finops.placements import Decision, Leg, Recorded
 from finops.workloads import WorkloadSpec, dumps, from_json
 
 STATES = ("queued", "placed", "submitted", "running", "done", "failed", "cancelled")
@@ -32,7 +64,18 @@ TRANSITIONS: dict[str, set[str]] = {
     "running": {"done", "failed", "cancelled"},
     "done": set(), "failed": set(), "cancelled": set(),
 }
+STAMP = {"placed": "placed_at", "submitted": "submitted_at", "running": "running_at",
+         "done": "ended_at", "failed": "ended_at", "cancelled": "ended_at"}
+"""The column holding when a workload last entered each state."""
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+LEGACY_REVISION = "0001"
+"""The schema ``metadata.create_all`` made before migrations existed."""
+# PostgreSQL advisory lock keys (SQLite needs none: BEGIN IMMEDIATE already lets one writer in at a time).
+_PG_LOCK_KEY = 0x66696E6F70735F6C  # "finops_l": migrating the ledger
+_PG_ADD_KEY = 0x66696E6F70735F71   # "finops_q": adding to the queue
+
+# The schema at the head revision; the migrations make it, the schema test compares them.
 metadata = MetaData()
 workloads = Table(
     "workloads", metadata,
@@ -46,6 +89,13 @@ workloads = Table(
     Column("source", String(500)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("target", String(40)),          # launch target (sagemaker, vertex, …) of the current attempt
+    Column("external_id", String(500)),    # the provider's job id of the current attempt
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("placed_at", DateTime(timezone=True)), Column("submitted_at", DateTime(timezone=True)),
+    Column("running_at", DateTime(timezone=True)), Column("ended_at", DateTime(timezone=True)),
+    Index("ux_workloads_target_external_id", "target", "external_id", unique=True),
 )
 placements = Table(
     "placements", metadata,
@@ -64,14 +114,33 @@ placements = Table(
     Column("baseline_cost", Float), Column("saving", Float),
     Column("legs", JSON), Column("runner_up", JSON), Column("reason", Text),
 )
+transitions = Table(
+    "transitions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workload_id", Integer, ForeignKey("workloads.id"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("old_state", String(12), nullable=False),
+    Column("new_state", String(12), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("target", String(40)), Column("external_id", String(500)), Column("error", Text),
+)
 
 
 class LedgerError(ValueError):
     """A queue operation that cannot be done (unknown id, a move the state machine forbids, …)."""
 
 
+class LedgerConflict(LedgerError):
+    """Another process moved the workload first (the compare-and-swap found another state): nothing
+    was changed; re-read the workload and decide again."""
+
+
 @dataclass(frozen=True)
 class QueuedWorkload:
+    """A workload in the queue. ``target``, ``external_id`` and ``attempt`` describe its latest launch
+    (attempt counts placed → submitted moves); ``*_at`` when it last entered each state (``ended_at``:
+    done, failed or cancelled)."""
+
     id: int
     name: str
     team: str
@@ -82,45 +151,88 @@ class QueuedWorkload:
     source: str | None
     created_at: datetime
     updated_at: datetime
+    target: str | None = None
+    external_id: str | None = None
+    attempt: int = 0
+    last_error: str | None = None
+    placed_at: datetime | None = None
+    submitted_at: datetime | None = None
+    running_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One recorded move of a workload (``attempt`` as it stood after the move)."""
+
+    workload_id: int
+    at: datetime
+    old_state: str
+    new_state: str
+    attempt: int
+    target: str | None
+    external_id: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """The latest placement of a workload that holds capacity and budget (placed, submitted, running)."""
+
+    workload_id: int
+    team: str
+    expected_cost: float
+    legs: tuple[Leg, ...]
+    decided_at: datetime
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Ledger:
-    """The queue and placement ledger at ``url`` (tables created on first use)."""
+    """The queue and placement ledger at ``url``, migrated to the head revision on open."""
 
     def __init__(self, url: str, engine: Engine | None = None) -> None:
         self.url = url
-        self.engine = engine or create_engine(url, future=True)
+        self.engine = engine or create_engine(url)
         if self.engine.dialect.name == "sqlite":
             db = self.engine.url.database
             if db and db != ":memory:":
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+            _sqlite_transactions(self.engine)
+        # Writes take SQLite's write lock when they begin (BEGIN IMMEDIATE) so concurrent writers queue
+        # on busy_timeout instead of failing to upgrade a read lock part way; PostgreSQL ignores it.
+        self._writer = self.engine.execution_options(finops_write=True)
+        self.revision = migrate(self.engine)
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._writer.begin() as c:
+            yield c
 
     # -- queue ---------------------------------------------------------------------------------
-    def add(self, specs: Sequence[tuple[WorkloadSpec, str | None]]) -> list[int]:
+    def add(self, specs: Sequence[tuple[WorkloadSpec, str | None]]) -> builtins.list[int]:
         """Queue ``specs`` (spec, source file) all or none; a name already active in the queue is
         refused, naming the workload."""
         now = _now()
-        with self.engine.begin() as c:
+        with self._write() as c:
+            _lock(c, _PG_ADD_KEY)  # the name check below holds only if adds do not interleave
             names = [s.name for s, _ in specs]
             active = set(c.scalars(select(workloads.c.name).where(workloads.c.name.in_(names),
                                                                   workloads.c.state.in_(ACTIVE))))
             dup = sorted({n for n, k in Counter(names).items() if k > 1} | active)
             if dup:
                 raise LedgerError(f"already in the queue (cancel it first or rename): {', '.join(dup)}")
-            ids = []
+            ids: builtins.list[int] = []
             for spec, source in specs:
-                ids.append(c.execute(insert(workloads).values(
+                row = insert(workloads).values(
                     name=spec.name, team=spec.team, kind=spec.kind, priority=spec.priority, state="queued",
-                    spec=dumps(spec), source=source, created_at=now, updated_at=now)).inserted_primary_key[0])
+                    spec=dumps(spec), source=source, created_at=now, updated_at=now)
+                ids.append(c.execute(row.returning(workloads.c.id)).scalar_one())
             return ids
 
-    def list(self, states: Iterable[str] | None = None) -> list[QueuedWorkload]:
+    def list(self, states: Iterable[str] | None = None) -> builtins.list[QueuedWorkload]:
         q = select(workloads).order_by(workloads.c.id)
         if states is not None:
             q = q.where(workloads.c.state.in_(list(states)))
@@ -134,82 +246,289 @@ class Ledger:
             raise LedgerError(f"no workload with id {wid} in the queue")
         return _row(r)
 
+    def find(self, target: str, external_id: str) -> QueuedWorkload | None:
+        """The workload whose latest launch is job ``external_id`` on ``target``, if any."""
+        with self.engine.connect() as c:
+            r = c.execute(select(workloads).where(workloads.c.target == target,
+                                                  workloads.c.external_id == external_id)).mappings().first()
+        return _row(r) if r is not None else None
+
+    def history(self, wid: int) -> builtins.list[Transition]:
+        """Every recorded move of workload ``wid``, oldest first."""
+        q = select(transitions).where(transitions.c.workload_id == wid).order_by(transitions.c.id)
+        with self.engine.connect() as c:
+            return [Transition(r["workload_id"], _aware(r["at"]), r["old_state"], r["new_state"], r["attempt"],
+                               r["target"], r["external_id"], r["error"]) for r in c.execute(q).mappings()]
+
     def move(self, ids: Sequence[int], state: str) -> None:
-        """Move every workload in ``ids`` to ``state``, all or none."""
+        """Move every workload in ``ids`` from the state it is in to ``state``, all or none; each must
+        still be in the state read when the update lands (else :class:`LedgerConflict`)."""
         if state not in STATES:
             raise LedgerError(f"unknown state {state!r}; expected one of {', '.join(STATES)}")
-        with self.engine.begin() as c:
-            self._move(c, ids, state)
+        ids = list(dict.fromkeys(ids))
+        with self._write() as c:
+            current = _states(c, ids)
+            _require_known(ids, current)
+            bad = [f"{i} ({current[i]} → {state})" for i in ids if state not in TRANSITIONS[current[i]]]
+            if bad:
+                raise LedgerError(f"not allowed: {', '.join(bad)}")
+            _swap(c, [(i, current[i]) for i in ids], state)
 
-    def _move(self, c: Any, ids: Sequence[int], state: str) -> None:
-        rows = {r.id: r.state for r in c.execute(select(workloads.c.id, workloads.c.state)
-                                                   .where(workloads.c.id.in_(list(ids))))}
-        missing = [i for i in ids if i not in rows]
-        if missing:
-            raise LedgerError(f"no workload with id {', '.join(map(str, missing))} in the queue")
-        bad = [f"{i} ({rows[i]} → {state})" for i in ids if state not in TRANSITIONS[rows[i]]]
-        if bad:
-            raise LedgerError(f"not allowed: {', '.join(bad)}")
-        if ids:
-            c.execute(update(workloads).where(workloads.c.id.in_(list(ids))).values(state=state, updated_at=_now()))
+    def transition(self, wid: int, old: str, new: str, *, target: str | None = None,
+                   external_id: str | None = None, error: str | None = None) -> QueuedWorkload:
+        """Move workload ``wid`` from ``old`` to ``new`` if it is still in ``old``; else
+        :class:`LedgerConflict` and nothing changes. Returns the workload after the move.
+
+        placed → submitted is a launch: it needs ``target`` and ``external_id`` (the provider's job
+        id, unique per target), adds one to ``attempt`` and keeps both on the workload. ``error`` is
+        kept as ``last_error`` (a failed launch: submitted → failed, or placed → queued to re-plan).
+        Every move stamps the time of the new state and is written to :meth:`history`."""
+        for s in (old, new):
+            if s not in STATES:
+                raise LedgerError(f"unknown state {s!r}; expected one of {', '.join(STATES)}")
+        if new not in TRANSITIONS[old]:
+            raise LedgerError(f"not allowed: {wid} ({old} → {new})")
+        launch = (old, new) == ("placed", "submitted")
+        if launch and not (target and external_id):
+            raise LedgerError(f"workload {wid}: placed → submitted needs the launch target and the job's external id")
+        if not launch and (target or external_id):
+            raise LedgerError(f"workload {wid}: target and external id are set on submit (placed → submitted) only")
+        try:
+            with self._write() as c:
+                _swap(c, [(wid, old)], new, target=target, external_id=external_id, error=error)
+        except IntegrityError as e:
+            holder = self.find(target or "", external_id or "")
+            if holder is None:
+                raise
+            raise LedgerError(f"job {external_id} on {target} is already recorded for workload {holder.id}") from e
+        return self.get(wid)
 
     def cancel(self, wid: int) -> None:
         self.move([wid], "cancelled")
 
     # -- placements ----------------------------------------------------------------------------
-    def record(self, run_id: str, decisions: Sequence[Mapping[str, Any]]) -> None:
+    def record(self, run_id: str, decisions: Sequence[Decision]) -> None:
         """Record one placement run: a row per decision (placed or not, with the prices used) and
-        each placed workload moved to ``placed``; one transaction."""
+        each placed workload moved queued → placed; one transaction. A placed workload no longer
+        queued (cancelled, or placed by another run meanwhile) fails the whole run with
+        :class:`LedgerConflict`."""
         now = _now()
-        cols = {c.name for c in placements.columns} - {"id", "run_id", "decided_at"}
-        with self.engine.begin() as c:
-            ids = {int(d["workload_id"]) for d in decisions}
-            known = set(c.scalars(select(workloads.c.id).where(workloads.c.id.in_(list(ids)))))
-            if ids - known:
-                raise LedgerError(f"no workload with id {', '.join(map(str, sorted(ids - known)))} in the queue")
-            for d in decisions:
-                row = {k: d.get(k) for k in cols}
-                row["placed"] = int(bool(d.get("placed")))
-                c.execute(insert(placements).values(run_id=run_id, decided_at=now, **row))
-            self._move(c, [int(d["workload_id"]) for d in decisions if d.get("placed")], "placed")
+        with self._write() as c:
+            ids = list(dict.fromkeys(d.workload_id for d in decisions))
+            _require_known(ids, set(c.scalars(select(workloads.c.id).where(workloads.c.id.in_(ids)))))
+            if decisions:  # one executemany: every row needs every column
+                cols = [col.name for col in placements.columns if col.name not in ("id", "run_id", "decided_at")]
+                rows = [{"run_id": run_id, "decided_at": now, **{k: r.get(k) for k in cols}}
+                        for r in (d.row() for d in decisions)]
+                c.execute(insert(placements), rows)
+            _swap(c, [(d.workload_id, "queued") for d in decisions if d.placed], "placed")
 
-    def placements(self, workload_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
-        q = select(placements).order_by(placements.c.id)
+    def placements(self, workload_ids: Iterable[int] | None = None) -> builtins.list[Recorded]:
+        """Recorded decisions, oldest first (of ``workload_ids`` only, if given)."""
+        q = (select(placements, workloads.c.name, workloads.c.team)
+             .join(workloads, workloads.c.id == placements.c.workload_id).order_by(placements.c.id))
         if workload_ids is not None:
             q = q.where(placements.c.workload_id.in_(list(workload_ids)))
         with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Recorded(id=r["id"], run_id=r["run_id"], decided_at=_aware(r["decided_at"]),
+                             decision=Decision.from_row(r)) for r in c.execute(q).mappings()]
 
-    def holding(self, since: datetime | None = None) -> list[dict[str, Any]]:
+    def holding(self, since: datetime | None = None) -> builtins.list[Holding]:
         """The latest placement of each workload that holds capacity and budget (placed, submitted,
-        running), decided at or after ``since``: team, provider, region, accelerator, cost."""
+        running), decided at or after ``since``."""
         latest = (select(placements.c.workload_id, func.max(placements.c.id).label("pid"))
                   .where(placements.c.placed == 1).group_by(placements.c.workload_id).subquery())
-        q = (select(workloads.c.team, placements.c.provider, placements.c.region, placements.c.accelerator_name,
-                    placements.c.accelerator_count, placements.c.replicas, placements.c.expected_cost,
-                    placements.c.legs, placements.c.decided_at)
+        q = (select(workloads.c.id, workloads.c.team, placements.c.expected_cost, placements.c.legs,
+                    placements.c.decided_at)
              .join(latest, latest.c.workload_id == workloads.c.id)
              .join(placements, placements.c.id == latest.c.pid)
-             .where(workloads.c.state.in_(HOLDING)))
+             .where(workloads.c.state.in_(HOLDING)).order_by(workloads.c.id))
         with self.engine.connect() as c:
-            rows = [dict(r) for r in c.execute(q).mappings()]
-        if since is not None:
-            rows = [r for r in rows if _aware(r["decided_at"]) >= since]
-        return rows
+            rows = [Holding(r["id"], r["team"], float(r["expected_cost"] or 0.0),
+                            tuple(Leg.from_json(x) for x in r["legs"] or ()), _aware(r["decided_at"]))
+                    for r in c.execute(q).mappings()]
+        # Compared here, not in SQL: SQLite hands back naive UTC datetimes.
+        return [h for h in rows if since is None or h.decided_at >= since]
 
 
+# -- compare-and-swap --------------------------------------------------------------------------
+def _swap(c: Connection, moves: Sequence[tuple[int, str]], new: str, *, target: str | None = None,
+          external_id: str | None = None, error: str | None = None) -> None:
+    """Move each (id, expected state) in ``moves`` to ``new`` inside ``c``'s transaction, one UPDATE
+    per expected state guarded by ``state = expected``; if any row was not where expected, raise (the
+    caller's transaction then rolls back, so a batch moves all or none)."""
+    if not moves:
+        return
+    now = _now()
+    values: dict[str, Any] = {"state": new, "updated_at": now}
+    if new in STAMP:
+        values[STAMP[new]] = now
+    if new == "submitted":
+        values |= {"attempt": workloads.c.attempt + 1, "target": target, "external_id": external_id}
+    if error is not None:
+        values["last_error"] = error
+    by_old: dict[str, list[int]] = defaultdict(list)
+    for wid, old in moves:
+        by_old[old].append(wid)
+    for old, ids in by_old.items():
+        done = c.execute(update(workloads).where(workloads.c.id.in_(ids), workloads.c.state == old).values(values))
+        if done.rowcount != len(ids):
+            _raise_lost(c, ids, old)
+    ids = [wid for wid, _ in moves]
+    q = select(workloads.c.id, workloads.c.attempt).where(workloads.c.id.in_(ids))
+    attempts = {r.id: r.attempt for r in c.execute(q)}
+    c.execute(insert(transitions), [
+        {"workload_id": wid, "at": now, "old_state": old, "new_state": new, "attempt": attempts[wid],
+         "target": target, "external_id": external_id, "error": error} for wid, old in moves])
+
+
+def _raise_lost(c: Connection, ids: Sequence[int], expected: str) -> None:
+    """Say which of ``ids`` were not in ``expected`` any more (a lost compare-and-swap)."""
+    now = _states(c, ids)
+    _require_known(ids, now)
+    lost = [f"workload {i} was moved to {now[i]} by another process (expected {expected})"
+            for i in ids if now[i] != expected]
+    raise LedgerConflict("; ".join(lost) or f"workloads {', '.join(map(str, ids))} changed meanwhile")
+
+
+def _states(c: Connection, ids: Sequence[int]) -> dict[int, str]:
+    q = select(workloads.c.id, workloads.c.state).where(workloads.c.id.in_(list(ids)))
+    return {r.id: r.state for r in c.execute(q)}
+
+
+def _require_known(ids: Iterable[int], known: Iterable[int]) -> None:
+    missing = sorted(set(ids) - set(known))
+    if missing:
+        raise LedgerError(f"no workload with id {', '.join(map(str, missing))} in the queue")
+
+
+# -- schema ------------------------------------------------------------------------------------
+def alembic_config(connection: Connection | None = None) -> Any:
+    """An Alembic ``Config`` for the migrations shipped in finops (no alembic.ini): ``connection``,
+    if given, is the one the migrations run on (``config.attributes["connection"]``)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, f"no migrations under {MIGRATIONS}"
+    return head
+
+
+def current_revision(c: Connection) -> str | None:
+    """The database's revision: from ``alembic_version``; :data:`LEGACY_REVISION` for a ledger made
+    before migrations (its tables, no version); None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    rev = MigrationContext.configure(c).get_current_revision()
+    if rev is not None:
+        return rev
+    have = {t for t in ("workloads", "placements") if inspect(c).has_table(t)}
+    if have == {"workloads", "placements"}:
+        return LEGACY_REVISION
+    if have:
+        raise LedgerError(f"the database has a {have.pop()} table but is not a finops ledger (its other tables "
+                          "are missing): point [ledger] url at another database")
+    return None
+
+
+def migrate(engine: Engine) -> str:
+    """Upgrade the ledger at ``engine`` to the head revision; return it. Safe when several processes
+    open the same database at once: the upgrade runs under a lock, and whoever comes second finds
+    the work done. A database at a revision this code does not know (made by a newer finops) is
+    refused, unchanged."""
+    head = head_revision()
+    with engine.connect() as c:
+        rev = current_revision(c)
+    _require_known_revision(rev, head, engine)
+    if rev == head:
+        return head
+    with _migration_lock(engine) as c:
+        rev = current_revision(c)  # again: another process may have upgraded it while we waited
+        _require_known_revision(rev, head, engine)
+        if rev != head:
+            _upgrade(c, rev)
+    return head
+
+
+def _upgrade(c: Connection, rev: str | None) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    cfg = alembic_config(c)
+    if rev == LEGACY_REVISION and MigrationContext.configure(c).get_current_revision() is None:
+        command.stamp(cfg, LEGACY_REVISION)  # made by create_all before migrations: it is 0001
+    command.upgrade(cfg, "head")
+
+
+def _require_known_revision(rev: str | None, head: str, engine: Engine) -> None:
+    from alembic.script import ScriptDirectory
+
+    if rev is None or rev == head:
+        return
+    known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if rev not in known:
+        where = engine.url.render_as_string(hide_password=True)
+        raise LedgerError(f"the ledger at {where} is at schema revision {rev}, which this finops does not know "
+                          f"(it knows up to {head}): it was upgraded by a newer finops; upgrade finops to use it")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the ledger's migration lock until it ends: SQLite's write lock
+    (``BEGIN IMMEDIATE``, waiting up to busy_timeout), a transaction-scoped advisory lock on
+    PostgreSQL. DDL is transactional on both, so a failed upgrade leaves the old schema."""
+    with engine.execution_options(finops_write=True).begin() as c:
+        _lock(c, _PG_LOCK_KEY)
+        yield c
+
+
+def _lock(c: Connection, key: int) -> None:
+    """On PostgreSQL, hold advisory lock ``key`` until ``c``'s transaction ends."""
+    if c.dialect.name == "postgresql":
+        c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+# -- rows and connections ----------------------------------------------------------------------
 def _aware(d: datetime) -> datetime:
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
-def _row(r: Mapping[str, Any]) -> QueuedWorkload:
+def _opt_aware(d: datetime | None) -> datetime | None:
+    return None if d is None else _aware(d)
+
+
+def _row(r: Mapping[Any, Any]) -> QueuedWorkload:
     return QueuedWorkload(r["id"], r["name"], r["team"], r["kind"], r["priority"], r["state"], from_json(r["spec"]),
-                          r["source"], _aware(r["created_at"]), _aware(r["updated_at"]))
+                          r["source"], _aware(r["created_at"]), _aware(r["updated_at"]), r["target"],
+                          r["external_id"], r["attempt"], r["last_error"], _opt_aware(r["placed_at"]),
+                          _opt_aware(r["submitted_at"]), _opt_aware(r["running_at"]), _opt_aware(r["ended_at"]))
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+def _sqlite_transactions(engine: Engine) -> None:
+    """Real transactions on SQLite. Python's sqlite3 module opens a transaction only before DML, so a
+    read-then-write or DDL would run outside it; here the driver stays in autocommit and SQLAlchemy's
+    begin emits BEGIN itself (SQLAlchemy's documented pysqlite recipe) — IMMEDIATE for writers."""
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+
+
+def _sqlite_connect(dbapi_conn: Any, _: Any) -> None:
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("finops_write") else "BEGIN")

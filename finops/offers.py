@@ -8,10 +8,11 @@ naming across providers (:func:`canonical_accelerator`): ``A100-40GB`` and ``A10
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import polars as pl
@@ -39,9 +40,16 @@ SCHEMA = pl.Schema({
     "flag": pl.String(),                # why a row is doubtful (unknown instance type, …); null if fine
 })
 KEY = ("provider", "region", "zone", "instance_type", "market")
+"""What identifies an offer across observations."""
 FLAG_UNKNOWN_ACCELERATOR = "unknown accelerator"
 FLAG_UNKNOWN_INSTANCE_TYPE = "unknown instance type"
-"""What identifies an offer across observations."""
+FLAG_NO_GPU_PRICE = "GPU machine without a GPU price"
+"""A GPU machine whose GPUs have no price in its zone: the VM alone would be priced without them."""
+FLAG_FRACTION = "fractional accelerator count without a size entry"
+"""A share of a GPU we cannot size (its memory share unknown): never matched as a whole GPU."""
+FLAG_SPOT_ABOVE_ON_DEMAND = "spot price above on-demand"
+FLAG_SPOT_PLACEHOLDER = "spot price exactly 10% of on-demand (a catalog placeholder)"
+"""Flags set on rows that are kept but left out of placement (``flag`` not null)."""
 
 
 class OfferError(ValueError):
@@ -108,16 +116,45 @@ def tpu_chips(slice_name: str) -> int | None:
 
 # -- interruption risk -----------------------------------------------------------------------------
 HOURS_PER_MONTH = 730.0
-# AWS Spot Advisor bands ("frequency of interruption" in a month) by instance family, as the midpoint
-# of the band; GPU families sit in the upper bands. Azure and GCP publish no per-family figures:
-# Azure's eviction-rate bands (0-5 … 20+%) and GCP's spot preemption are set per provider.
-AWS_BAND_MIDPOINTS = {"<5%": 0.025, "5-10%": 0.075, "10-15%": 0.125, "15-20%": 0.175, ">20%": 0.25}
-DEFAULT_MONTHLY_INTERRUPTION: dict[str, dict[str, float]] = {
-    "aws": {"p5": 0.25, "p5e": 0.25, "p4d": 0.25, "p4de": 0.25, "p3": 0.175, "p3dn": 0.175, "p6-b200": 0.25,
-            "g6": 0.125, "g6e": 0.125, "g5": 0.075, "g4dn": 0.075, "inf2": 0.075, "trn1": 0.125, "*": 0.125},
-    "azure": {"*": 0.15},
-    "gcp": {"*": 0.20},
+# Every figure here is a *monthly share*: the probability that a spot instance running through a month
+# is interrupted in it. A share f becomes an hourly hazard λ = -ln(1 - f) / 730 (a constant hazard over
+# the month gives exactly f), not f / 730, which understates it badly for large f.
+#
+# AWS publishes, per instance type and region, Spot Advisor's "frequency of interruption" band over the
+# trailing month (<5%, 5-10%, 10-15%, 15-20%, >20%). We take the band's *upper* edge (a band says no
+# more than that; its midpoint would be a guess in our favour) and 30% for the open ">20%" band, where
+# the GPU training families sit.
+AWS_BAND_UPPER = {"<5%": 0.05, "5-10%": 0.10, "10-15%": 0.15, "15-20%": 0.20, ">20%": 0.30}
+AWS_FAMILY_BAND = {"p5": ">20%", "p5e": ">20%", "p5en": ">20%", "p4d": ">20%", "p4de": ">20%", "p6-b200": ">20%",
+                   "p3": "15-20%", "p3dn": "15-20%", "g6": "10-15%", "g6e": "10-15%", "trn1": "10-15%",
+                   "g5": "5-10%", "g4dn": "5-10%", "inf2": "5-10%", "*": "10-15%"}
+
+
+def monthly_from_daily(per_day: float) -> float:
+    """The monthly share equivalent to a daily one at a constant hazard: 1 - (1 - d)^(730/24)."""
+    return 1.0 - (1.0 - per_day) ** (HOURS_PER_MONTH / 24.0)
+
+
+# GCP and Azure publish no per-family interruption rate. GCP's preemptible-VM documentation gives an
+# observed average of 5-15% of instances preempted *per day* (seven-day average, per project), more for
+# larger machines; Azure shows eviction-rate bands per size and region in its portal, with no API or
+# per-family table. So per accelerator class, conservatively: the scarce flagship GPUs at the top of
+# that range (15% a day), mid-size GPUs and TPUs 10%, small inference GPUs 5%; anything else 10%.
+DAILY_BY_ACCELERATOR_CLASS: dict[str, float] = {
+    **dict.fromkeys(("H100", "H100-NVL", "H200", "B200", "GB200", "A100-80GB", "MI300X"), 0.15),
+    **dict.fromkeys(("A100-40GB", "L40S", "L40", "A40", "RTX6000-Ada", "V100-16GB", "V100-32GB", "TPU-v2", "TPU-v3",
+                     "TPU-v4", "TPU-v5e", "TPU-v5p", "TPU-v6e"), 0.10),
+    **dict.fromkeys(("T4", "L4", "A10", "A10G", "P4", "P100", "K80", "M60", "MI25", "V620", "V710"), 0.05),
+    "*": 0.10,
 }
+_BY_CLASS = {k: monthly_from_daily(v) for k, v in DAILY_BY_ACCELERATOR_CLASS.items()}
+DEFAULT_MONTHLY_INTERRUPTION: dict[str, dict[str, float]] = {
+    "aws": {family: AWS_BAND_UPPER[band] for family, band in AWS_FAMILY_BAND.items()},
+    "azure": dict(_BY_CLASS),
+    "gcp": dict(_BY_CLASS),
+}
+"""Monthly share interrupted, per provider, keyed by instance family, canonical accelerator name or
+``"*"`` (looked up in that order); ``[prices.interruption]`` overrides any key."""
 
 
 def interruption_table(overrides: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
@@ -130,7 +167,9 @@ def interruption_table(overrides: Mapping[str, Mapping[str, float]] | None = Non
 def with_interruption(df: pl.DataFrame, overrides: Mapping[str, Mapping[str, float]] | None = None) -> pl.DataFrame:
     """``df`` with ``interruption_rate`` set from the defaults and ``overrides`` (``[prices.interruption]``)."""
     table = interruption_table(overrides)
-    rates = [interruption_rate(p, i, m, table) for p, i, m in zip(df["provider"], df["instance_type"], df["market"])]
+    accs = df["accelerator_name"] if "accelerator_name" in df.columns else pl.Series([None] * df.height)
+    rates = [interruption_rate(p, i, m, table, accelerator=a)
+             for p, i, m, a in zip(df["provider"], df["instance_type"], df["market"], accs, strict=True)]
     return df.with_columns(pl.Series("interruption_rate", rates, dtype=pl.Float64))
 
 
@@ -145,14 +184,25 @@ def instance_family(provider: str, instance_type: str) -> str:
 
 
 def interruption_rate(provider: str, instance_type: str, market: str,
-                      monthly: Mapping[str, Mapping[str, float]] | None = None) -> float:
-    """Expected interruptions per hour: 0 on demand; on spot, the monthly interruption frequency for
-    the family (``monthly``, defaulting to :data:`DEFAULT_MONTHLY_INTERRUPTION`) over 730 hours."""
+                      monthly: Mapping[str, Mapping[str, float]] | None = None, *,
+                      accelerator: str | None = None) -> float:
+    """Interruption hazard per hour: 0 on demand; on spot, ``-ln(1 - f) / 730`` where ``f`` is the monthly
+    share interrupted for the instance family, else the accelerator, else ``"*"`` (``monthly``,
+    defaulting to :data:`DEFAULT_MONTHLY_INTERRUPTION`)."""
     if market != "spot":
         return 0.0
     table = (monthly or DEFAULT_MONTHLY_INTERRUPTION).get(provider, {})
-    rate = table.get(instance_family(provider, instance_type), table.get("*", 0.15))
-    return rate / HOURS_PER_MONTH
+    share = table.get(instance_family(provider, instance_type))
+    if share is None and accelerator:
+        share = table.get(accelerator)
+    share = table.get("*", 0.15) if share is None else share
+    return hazard(share)
+
+
+def hazard(monthly_share: float) -> float:
+    """Hourly hazard of a monthly share interrupted (constant over the month); a share of 1 or more is
+    capped just below (certain interruption has no finite hazard)."""
+    return -math.log1p(-min(max(monthly_share, 0.0), 0.999999)) / HOURS_PER_MONTH
 
 
 # -- frames ----------------------------------------------------------------------------------------
@@ -195,7 +245,7 @@ def latest(history: pl.LazyFrame, *, now: datetime | None = None, max_age: timed
            exclude_stale: bool = False) -> pl.LazyFrame:
     """The newest observation of each offer (:data:`KEY`) in a price history, with ``stale`` true
     where it is older than ``max_age`` (never, without one)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     newest = history.sort("observed_at").group_by(list(KEY), maintain_order=True).last()
     stale = (pl.col("observed_at") < pl.lit(now - max_age)) if max_age else pl.lit(False)
     out = newest.with_columns(stale.alias("stale"))
@@ -226,6 +276,39 @@ def latest_offers(store: Any, *, now: datetime | None = None, max_age: timedelta
     (``rates``: currency → USD) when ``rates`` is given."""
     lf = store.scan("offers", schema=SCHEMA)
     lf = latest(lf, now=now, max_age=max_age, exclude_stale=exclude_stale)
+    return to_usd(lf, rates) if rates is not None else lf
+
+
+SPOT_WINDOW = timedelta(days=7)
+"""How far back a spot price's recent level and volatility are read from the price history."""
+
+
+def spot_risk(latest_view: pl.LazyFrame, history: pl.LazyFrame, *, now: datetime,
+              window: timedelta = SPOT_WINDOW) -> pl.LazyFrame:
+    """``latest_view`` with each spot price costed at no less than its mean over the last ``window`` of
+    ``history`` (``quoted_price`` keeps the latest quote; ``price_volatility`` is the window's
+    coefficient of variation, null with fewer than two observations). A job runs for hours across the
+    price's moves, so a dip below the recent level is not banked; a quote above it is taken as is.
+    Both frames in the same currency."""
+    recent = (history.filter((pl.col("market") == "spot") & (pl.col("observed_at") >= pl.lit(now - window))
+                             & (pl.col("observed_at") <= pl.lit(now)))
+              .group_by(list(KEY)).agg(pl.col("price_per_hour").mean().alias("_mean"),
+                                       pl.col("price_per_hour").std().alias("_std")))
+    spot = pl.col("market") == "spot"
+    return (latest_view.join(recent, on=list(KEY), how="left", nulls_equal=True)
+            .with_columns(pl.col("price_per_hour").alias("quoted_price"),
+                          pl.when(spot & (pl.col("_mean") > pl.col("price_per_hour"))).then(pl.col("_mean"))
+                          .otherwise(pl.col("price_per_hour")).alias("price_per_hour"),
+                          (pl.col("_std") / pl.col("_mean")).alias("price_volatility"))
+            .drop("_mean", "_std"))
+
+
+def spot_history(store: Any, *, now: datetime, window: timedelta = SPOT_WINDOW,
+                 rates: Mapping[str, float] | None = None) -> pl.LazyFrame:
+    """The spot observations of the last ``window`` (only the days it spans are read), in USD when
+    ``rates`` is given."""
+    days = [(now - window + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(window.days + 2)]
+    lf = store.scan("prices", {"date": days}, schema=SCHEMA).filter(pl.col("market") == "spot")
     return to_usd(lf, rates) if rates is not None else lf
 
 

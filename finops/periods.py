@@ -59,7 +59,7 @@ class Week:
         year, week = int(m.group(1)), int(m.group(2))
         try:
             start = date.fromisocalendar(year, week, 1)
-            start + timedelta(days=7)  # noqa: B018 — the week's end must exist too (not in year 9999 W52)
+            start + timedelta(days=7)
         except (ValueError, OverflowError):
             raise PeriodError(f"--week {text!r}: {year} has no ISO week {week}") from None
         if year < 1970:

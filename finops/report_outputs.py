@@ -138,8 +138,8 @@ def render_html(cb: Chargeback) -> str:
     """The whole report as one HTML document; charts are inline SVG."""
     dim = cb.dimension
     s = cb.summary
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<title>Chargeback {cb.week.label}</title><style>{_CSS}</style></head><body>",
+    parts = [(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+              f"<title>Chargeback {cb.week.label}</title><style>{_CSS}</style></head><body>"),
              f"<h1>Chargeback {html.escape(cb.week.label)} by {dim}</h1>",
              f"<div class='meta'>{cb.week.start:%a %d %b %Y} – {cb.week.end:%a %d %b %Y} (UTC, end exclusive) · "
              f"{html.escape(cb.basis)} · {html.escape(cb.currency)} · total "
@@ -227,7 +227,7 @@ def _stacked_bars(rows: Sequence[tuple[str, float, float]], names: Sequence[str]
     body = _legend(names, left, 4)
     for i, (label, a, b) in enumerate(rows):
         y = top + i * (bar + gap)
-        x = left
+        x: float = left
         body.append(f"<text x='{left - 8}' y='{y + 15}' text-anchor='end'>{html.escape(label)}</text>")
         for j, v in enumerate((a, b)):
             w = max(v, 0) / hi * (width - left - 110)
@@ -266,7 +266,7 @@ def _bars(rows: Sequence[tuple[str, float]], unit: str) -> str:
         y = 4 + i * (bar + gap)
         w = max(v, 0) / hi * (width - left - 110)
         body += [f"<text x='{left - 8}' y='{y + 14}' text-anchor='end'>{html.escape(label)}</text>",
-                 f"<rect class='bar' x='{left}' y='{y}' width='{w:.1f}' height='{bar}' fill='{_PALETTE[i % 8]}'>"
-                 f"<title>{html.escape(label)}: {v:,.1f} {unit}</title></rect>",
+                 (f"<rect class='bar' x='{left}' y='{y}' width='{w:.1f}' height='{bar}' fill='{_PALETTE[i % 8]}'>"
+                  f"<title>{html.escape(label)}: {v:,.1f} {unit}</title></rect>"),
                  f"<text x='{left + w + 6:.1f}' y='{y + 14}'>{v:,.0f} {unit}</text>"]
     return _svg(width, height, body, "accelerator hours")

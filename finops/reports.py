@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -154,16 +154,18 @@ def billing_periods(start: datetime, end: datetime) -> list[str]:
     return out
 
 
-def chargeback(store: Any, cfg: Config, week: Week, dimension: alloc.Dimension = "team") -> Chargeback:
-    """The chargeback for ``week`` from the billing rows in ``store`` under ``cfg``'s rules."""
+def chargeback(store: Any, cfg: Config, week: Week, dimension: alloc.Dimension = "team",
+               as_of: int | datetime | None = None) -> Chargeback:
+    """The chargeback for ``week`` from the billing rows in ``store`` under ``cfg``'s rules; with
+    ``as_of`` (a store version or an aware datetime), from the bill as the store held it then."""
     start = min(week.previous().start, week.month_start)
-    lf = store.scan("billing", {"billing_period": billing_periods(start, week.end)})
+    lf = store.scan("billing", {"billing_period": billing_periods(start, week.end)}, as_of=as_of)
     try:
         if not lf.collect_schema().names():
             raise EmptyWeek(f"no billing rows in {week.label} ({_span(week)})")
         return build(lf, cfg, week, dimension, instance_specs(store))
     except EmptyWeek as e:
-        periods = sorted({m.partition["billing_period"] for m in store.manifests("billing")})
+        periods = sorted({m.partition["billing_period"] for m in store.manifests("billing", as_of=as_of)})
         held = f"billing periods {periods[0]} to {periods[-1]}" if periods else "no billing data (the store is empty)"
         raise EmptyWeek(f"{str(e).split(';')[0]}; the store holds {held}") from None
 
@@ -361,10 +363,11 @@ def _summary(parts: Mapping[str, pl.DataFrame], this: pl.DataFrame, cfg: Config,
                      "spot_cost": _round(s.get("spot")), "spot_share_pct": _pct(Decimal(s.get("spot") or 0),
                                                                                   Decimal(s.get("direct") or 0)),
                      "spot_savings": _round(s.get("savings")), "gpu_hours": round(gpu_hours.get(n, 0.0), 2)})
-    schema = {dim: pl.String, "direct": MONEY, "shared": MONEY, "total": MONEY, "previous_week": MONEY,
-              "change": MONEY, "change_pct": pl.Float64, "month_to_date": MONEY, "monthly_budget": MONEY,
-              "budget_used_pct": pl.Float64, "spot_cost": MONEY, "spot_share_pct": pl.Float64,
-              "spot_savings": MONEY, "gpu_hours": pl.Float64}
+    schema: dict[str, pl.DataType] = {
+        dim: pl.String(), "direct": MONEY, "shared": MONEY, "total": MONEY, "previous_week": MONEY,
+        "change": MONEY, "change_pct": pl.Float64(), "month_to_date": MONEY, "monthly_budget": MONEY,
+        "budget_used_pct": pl.Float64(), "spot_cost": MONEY, "spot_share_pct": pl.Float64(),
+        "spot_savings": MONEY, "gpu_hours": pl.Float64()}
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
 
@@ -438,6 +441,7 @@ def _reconciliation(week: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
            "store_total_exact": str(sum((Decimal(r["store_total_exact"]) for r in rows), Decimal(0))),
            **{k: sum((r[k] for r in rows), Decimal("0.00")) for k in ("store_total", "allocated", "difference",
                                                                        "commitment_purchases_excluded")}}
-    schema = {"provider": pl.String, "rows": pl.Int64, "store_total_exact": pl.String, "store_total": MONEY,
-              "allocated": MONEY, "difference": MONEY, "commitment_purchases_excluded": MONEY}
+    schema: dict[str, pl.DataType] = {
+        "provider": pl.String(), "rows": pl.Int64(), "store_total_exact": pl.String(), "store_total": MONEY,
+        "allocated": MONEY, "difference": MONEY, "commitment_purchases_excluded": MONEY}
     return pl.DataFrame([*rows, tot], schema=schema, orient="row")

@@ -1,24 +1,63 @@
-"""The columnar store: partitioned Parquet datasets under one URL (a local folder or ``s3://…``).
+"""The columnar store: one Delta Lake table per dataset under one URL (a local folder or ``s3://…``).
 
-Layout: ``<root>/<dataset>/<key>=<value>/…/part-<run>-<n>.parquet`` plus one ``_manifest.json`` per
-partition. The manifest is the partition's truth: it lists the partition's files, its row count, cost
-sums and the source files (with checksums) it came from. A write stages its files first, then moves
-them beside the old ones and switches the manifest in one atomic step (a rename locally, a single PUT
-on object storage); only then are the old files removed. A writer killed at any point leaves the
-previous manifest, and so the previous data, in place; files no manifest names are ignored by readers
-and swept by the next write.
+Layout::
+
+    <root>/<dataset>/_delta_log/…                     the Delta transaction log: the dataset's truth
+    <root>/<dataset>/<key>=<value>/…/part-<run>-<n>.parquet    data files (Parquet)
+    <root>/<dataset>/_finops/runs/<run>.json          provenance of one write (see below)
+    <root>/<dataset>/_staging/<run>/…                 a local writer's files before they are placed
+    <root>/_cursors/<source>.json                     collectors' progress (small JSON files)
 
 Datasets: ``billing`` (FOCUS rows, partitioned by provider, billing period and billing account;
 writes replace partitions), ``prices`` (every price observation, by provider and day; writes append,
 history is never rewritten) and ``offers`` (the newest observation of each offer, by provider;
-refreshed from ``prices`` on every price write, so the optimizer reads one small frame).
+replaced on every price write, so the optimizer reads one small frame).
+
+**Writing.** A transaction stages frames with polars' streaming partitioned sink (memory stays flat),
+counts rows and sums costs per staged file, places the files at their final paths (a rename locally,
+an upload remotely; a placed file no commit names is invisible, and ``vacuum`` removes it), writes the
+run's provenance record, then makes everything visible in **one Delta commit**: ``add`` actions for the
+new files and, for a replacing dataset, ``remove`` actions for every live file of the partitions it
+touches (a partition overwrite). A writer killed at any moment therefore leaves the last committed
+version whole. A replacing commit also carries one Delta ``txn`` action per partition
+(app id ``finops/<dataset>/<partition>``): two writers replacing the same partition — even a partition
+that did not exist yet — then conflict in delta-rs' conflict checker instead of both landing.
+
+**Concurrency.** Commits are optimistic (delta-rs writes ``_delta_log/<version>.json`` only if absent:
+an exclusive create locally, a conditional PUT (``If-None-Match``) on S3). Appends to the same partition
+both land (delta-rs rebases a blind append). When delta-rs reports a conflict (another writer removed
+files this commit read, or replaced a partition this commit replaces), the commit is re-planned on the
+newest version and tried again: for a replace that re-runs the partition overwrite on top of the
+other writer's, which is the serial order, so no write is lost and no partition holds both. After
+``COMMIT_ATTEMPTS`` tries it raises :class:`StoreConflict`. delta-rs' runtime does not survive
+``fork()``: processes that use a Store must be started with the ``spawn`` (or ``forkserver``) method.
+
+**Provenance.** Each write's record (``_finops/runs/<run>.json``, also in the commit's ``commitInfo``
+under ``finops``) holds, per partition, the source files (path, SHA-256, bytes), the rows, the exact
+BilledCost/EffectiveCost sums as decimal strings, written_at, run id and columns. It is written
+*before* the commit and describes only that run's own files, so it can never disagree with the data:
+:meth:`Store.manifests` starts from the live files of a Delta snapshot (rows from the log's per-file
+``numRecords``), finds the runs they belong to by file name, and adds up those runs' records; a record
+whose run never committed names no live file and is ignored. No data is scanned. ``optimize`` writes
+a record for its compacted files that carries the provenance of the files it merged.
+
+**Time travel.** ``scan``/``manifests``/``files`` take ``as_of`` (a version number or an aware
+datetime: the table as it stood then); :meth:`Store.history` lists versions. How far back one can go
+is bounded by ``vacuum``'s retention (files) and Delta's log retention (30 days by default).
+
+**Old layout.** Stores written before Delta (``<dataset>/…/_manifest.json`` per partition) raise
+:class:`OldLayoutError` on any dataset operation; ``finops store migrate``
+(:mod:`finops.store_migrate`) converts them in place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -27,41 +66,62 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import quote, unquote
 
+import deltalake
 import fsspec
 import polars as pl
+from deltalake import CommitProperties, DeltaTable
+from deltalake import Schema as DeltaSchema
+from deltalake.exceptions import CommitFailedError, DeltaError, DeltaProtocolError, TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+from deltalake.transaction import Transaction as AppTransaction
 
 from finops import providers
 
-MANIFEST = "_manifest.json"
-STAGING = "_staging"
 CURSORS = "_cursors"
+FINOPS_DIR = "_finops"  # a leading underscore: Delta readers and vacuum leave it alone
+RECORDS = f"{FINOPS_DIR}/runs"
+STAGING = "_staging"  # a leading underscore: hidden from Delta readers and vacuum too
+OLD_MANIFEST = "_manifest.json"
 STALE_STAGING_SECONDS = 6 * 3600
 # A partitioned sink buffers a row group per open partition: 25k rows keeps a 10M-row ingest under
 # 2 GB peak RSS (polars' default: 3.5 GB) at no measurable cost in time.
 ROW_GROUP_ROWS = 25_000
+COMMIT_ATTEMPTS = 8
+# vacuum deletes files no version within the retention needs, and files no commit names (a crashed
+# writer's). A writer places its files before it commits and a reader lists files before it reads
+# them, so the retention must outlast the longest write and read: a day is far beyond either.
+MIN_RETAIN_HOURS = 24.0
+# optimize merges a partition's files when it has several smaller than this.
+SMALL_FILE_BYTES = 64 << 20
+RUN_ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}")
+RUN_FILE = re.compile(r"part-(?P<run>\d{8}T\d{6}-[0-9a-f]{8})-\d+\.parquet$")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset's partition keys, how to find them, the sums its manifests keep, and whether a write
+    """A dataset's partition keys, how to find them, the sums its records keep, and whether a write
     replaces or appends to a partition.
 
     Rows are split by raw columns (``split_by``, cheap per row); ``keys_of`` then turns each distinct
-    raw value set into the partition's keys, once per partition rather than once per row.
+    raw value set into the partition's keys, once per partition rather than once per row. Keys that
+    are also data columns (``data_keys``) keep the column's value, so the Delta partition value and
+    the column always agree; the others exist only as Delta partition columns and are left out of
+    :meth:`Store.scan`.
     """
 
     name: str
     key_names: tuple[str, ...]
     split_by: tuple[str, ...]
-    keys_of: Callable[[Mapping[str, str]], dict[str, str]]
+    keys_of: Callable[[Mapping[str, str]], dict[str, str | None]]
     sums: tuple[str, ...] = ()
     mode: Literal["replace", "append"] = "replace"
+    data_keys: tuple[str, ...] = ()
 
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
@@ -74,7 +134,7 @@ def safe_key(value: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", value).strip("_") or "none"
 
 
-def _billing_keys(raw: Mapping[str, str]) -> dict[str, str]:
+def _billing_keys(raw: Mapping[str, str]) -> dict[str, str | None]:
     return {
         "provider": providers.slug(raw["ProviderName"]) if raw["ProviderName"] != HIVE_NULL else "unknown",
         "billing_period": raw["BillingPeriodStart"][:7],
@@ -82,25 +142,38 @@ def _billing_keys(raw: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _provider_key(raw: Mapping[str, str]) -> dict[str, str]:
-    return {"provider": safe_key(raw["provider"])}
+def _raw(value: str) -> str | None:
+    return None if value == HIVE_NULL else value
 
 
-def _price_keys(raw: Mapping[str, str]) -> dict[str, str]:
-    return {"provider": safe_key(raw["provider"]), "date": raw["observed_at"][:10]}
+def _provider_key(raw: Mapping[str, str]) -> dict[str, str | None]:
+    return {"provider": _raw(raw["provider"])}
+
+
+def _price_keys(raw: Mapping[str, str]) -> dict[str, str | None]:
+    return {"provider": _raw(raw["provider"]), "date": raw["observed_at"][:10]}
 
 
 DATASETS: dict[str, Dataset] = {
     "billing": Dataset("billing", ("provider", "billing_period", "billing_account"),
                        ("ProviderName", "BillingPeriodStart", "BillingAccountId"), _billing_keys,
                        ("BilledCost", "EffectiveCost"), "replace"),
-    "prices": Dataset("prices", ("provider", "date"), ("provider", "observed_at"), _price_keys, (), "append"),
-    "offers": Dataset("offers", ("provider",), ("provider",), _provider_key, (), "replace"),
+    "prices": Dataset("prices", ("provider", "date"), ("provider", "observed_at"), _price_keys, (), "append",
+                      ("provider",)),
+    "offers": Dataset("offers", ("provider",), ("provider",), _provider_key, (), "replace", ("provider",)),
 }
 
 
 class StoreError(RuntimeError):
     """A store operation that could not be done; the store is as it was before it."""
+
+
+class StoreConflict(StoreError):
+    """Concurrent writers kept winning the race for the same commit; nothing of this write landed."""
+
+
+class OldLayoutError(StoreError):
+    """The store was written by finops before it used Delta Lake."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +197,7 @@ class Source:
 
 @dataclass
 class Manifest:
-    """What one partition holds."""
+    """What one partition holds (derived from a Delta snapshot and the provenance records)."""
 
     dataset: str
     partition: dict[str, str]
@@ -137,31 +210,67 @@ class Manifest:
     history: list[dict[str, Any]] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=1, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        return cls(**json.loads(text))
-
     def sum(self, column: str) -> Decimal:
         return Decimal(self.sums.get(column, "0"))
 
 
-def partition_path(keys: Mapping[str, str]) -> str:
-    """``provider=aws/billing_period=2024-09/…``, values percent-encoded as polars writes them."""
-    return "/".join(f"{k}={quote(str(v), safe='')}" for k, v in keys.items())
+@dataclass(frozen=True)
+class Version:
+    """One version of a dataset's table (:meth:`Store.history`)."""
+
+    version: int
+    timestamp: datetime
+    operation: str
+    rows: int | None
+    partitions: list[dict[str, str]]
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class OptimizeSummary:
+    """What :meth:`Store.optimize` did: partitions whose small files were merged, files before and
+    after, and the version it committed (None when there was nothing to do)."""
+
+    dataset: str
+    partitions: int
+    files_before: int
+    files_after: int
+    version: int | None
+
+
+@dataclass(frozen=True)
+class VacuumSummary:
+    """What :meth:`Store.vacuum` removed, per dataset (file paths relative to the table)."""
+
+    retain_hours: float
+    removed: dict[str, list[str]]
+    dry_run: bool = False
+
+    @property
+    def files(self) -> int:
+        return sum(len(v) for v in self.removed.values())
+
+
+def partition_path(keys: Mapping[str, str | None]) -> str:
+    """The directory of a partition: ``provider=aws/billing_period=2024-09/…`` (values made safe)."""
+    return "/".join(f"{k}={safe_key(v) if v is not None else 'none'}" for k, v in keys.items())
+
+
+def partition_id(keys: Mapping[str, str | None]) -> str:
+    """A partition's exact name in provenance records and Delta app ids (values percent-encoded)."""
+    return "/".join(f"{k}={quote(v, safe='') if v is not None else HIVE_NULL}" for k, v in keys.items())
 
 
 def _parse_partition(rel: str) -> dict[str, str]:
-    return dict((unquote(k), unquote(v)) for k, v in (seg.split("=", 1) for seg in rel.split("/") if "=" in seg))
+    return {unquote(k): unquote(v) for k, v in (seg.split("=", 1) for seg in rel.split("/") if "=" in seg)}
 
 
 class Store:
-    """Partitioned Parquet datasets under ``url`` (local path, ``file://``, ``s3://``, ``gs://``, …).
+    """One Delta table per dataset under ``url`` (local path, ``file://``, ``s3://``, ``gs://``, ``az://``).
 
-    ``storage_options`` go to fsspec; ``polars_options`` to polars' cloud reader (for object storage;
-    credentials come from each SDK's standard chain, never from here).
+    ``storage_options`` go to fsspec (placing files, provenance records, cursors); ``polars_options``
+    are object_store options (``aws_endpoint_url``, ``aws_region``, …) for polars' reader and
+    delta-rs alike. Credentials come from each SDK's standard chain, never from here.
     """
 
     def __init__(self, url: str | Path, storage_options: Mapping[str, Any] | None = None,
@@ -171,16 +280,17 @@ class Store:
         self.polars_options = dict(polars_options or {}) or None
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
         self.root = self.root.rstrip("/")
-        self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self.local = "file" in protocols or "local" in protocols
         if self.local:
+            self.root = str(Path(self.root).resolve())
             Path(self.root).mkdir(parents=True, exist_ok=True)
+        self.delta_options = _delta_options(protocols[0], self.polars_options or {})
+        self._records: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     # -- paths ---------------------------------------------------------------------------------
-    def _dir(self, dataset: str, keys: Mapping[str, str] | None = None) -> str:
-        base = f"{self.root}/{dataset}"
-        if not keys:
-            return base
-        return f"{base}/{partition_path({k: keys[k] for k in _dataset(dataset).key_names})}"
+    def _dir(self, dataset: str) -> str:
+        return f"{self.root}/{dataset}"
 
     def _url(self, path: str) -> str:
         if self.local:
@@ -188,76 +298,276 @@ class Store:
         proto = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         return f"{proto}://{path}"
 
+    def table_uri(self, dataset: str) -> str:
+        """The Delta table's URI for ``dataset`` (what delta-rs and other Delta readers open)."""
+        return self._url(self._dir(dataset))
+
+    # -- the Delta table -----------------------------------------------------------------------
+    def _open(self, dataset: str, version: int | None = None) -> DeltaTable | None:
+        """The dataset's table (at ``version``), or None when it does not exist yet."""
+        try:
+            return DeltaTable(self.table_uri(dataset), version=version,
+                              storage_options=self.delta_options or None)
+        except TableNotFoundError:
+            self._refuse_old_layout(dataset)
+            return None
+        except (DeltaError, DeltaProtocolError) as e:
+            raise _store_error(dataset, self.table_uri(dataset), e) from None
+
+    def _refuse_old_layout(self, dataset: str) -> None:
+        if self.is_old_layout(dataset):
+            raise OldLayoutError(
+                f"{self.url}: the {dataset} dataset is in finops' old layout (per-partition {OLD_MANIFEST}); "
+                f"run `finops store migrate` to convert the store to Delta Lake (the data is kept)")
+
+    def is_old_layout(self, dataset: str) -> bool:
+        """True when ``dataset`` is stored in the pre-Delta layout (and not yet migrated)."""
+        base = self._dir(dataset)
+        self.fs.invalidate_cache(base)
+        if self.fs.exists(f"{base}/_delta_log") or not self.fs.exists(base):
+            return False
+        depth = len(_dataset(dataset).key_names)
+        return bool(self.fs.glob(f"{base}/" + "/".join(["*"] * depth) + f"/{OLD_MANIFEST}"))
+
+    def _snapshot(self, dataset: str, as_of: int | datetime | None) -> DeltaTable | None:
+        """The table as it stood at ``as_of`` (a version or an aware datetime); None if it did not exist."""
+        if as_of is None or isinstance(as_of, int):
+            if isinstance(as_of, int) and as_of < 0:
+                raise StoreError(f"{dataset}: as_of version {as_of}: versions start at 0")
+            dt = self._open(dataset)
+            if dt is None or as_of is None:
+                return dt
+            if as_of > dt.version():
+                raise StoreError(f"{dataset}: as_of version {as_of}: the newest version is {dt.version()}")
+            return self._open(dataset, as_of)
+        if as_of.tzinfo is None:
+            raise StoreError(f"{dataset}: as_of {as_of.isoformat()}: give a timezone (e.g. UTC)")
+        version = self._version_at(dataset, as_of)
+        return None if version is None else self._open(dataset, version)
+
+    def _version_at(self, dataset: str, when: datetime) -> int | None:
+        """The newest version committed at or before ``when`` (None: the table did not exist yet)."""
+        ms = when.timestamp() * 1000
+        found = [v.version for v in self.history(dataset) if v.timestamp.timestamp() * 1000 <= ms]
+        return max(found) if found else None
+
     # -- reading -------------------------------------------------------------------------------
-    def manifests(self, dataset: str, filters: Mapping[str, str | Sequence[str]] | None = None) -> list[Manifest]:
-        """Manifests of the dataset's partitions that match ``filters`` (partition key → value(s))."""
+    def manifests(self, dataset: str, filters: Mapping[str, str | Sequence[str]] | None = None, *,
+                  as_of: int | datetime | None = None) -> list[Manifest]:
+        """What each partition matching ``filters`` (partition key → value(s)) holds, from the Delta
+        log and the provenance records: no data file is read."""
         ds = _dataset(dataset)
-        wanted = _normalise_filters(ds, filters)
-        depth = len(ds.key_names)
-        pattern = self._dir(dataset) + "/" + "/".join(["*"] * depth) + "/" + MANIFEST
-        paths = [p for p in self.fs.glob(pattern) if f"/{STAGING}/" not in p]
-        keep = []
-        for p in paths:
-            keys = _parse_partition(p[len(self._dir(dataset)) + 1: -len(MANIFEST) - 1])
-            if all(keys.get(k) in v for k, v in wanted.items()):
-                keep.append(p)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            texts = list(pool.map(lambda p: self.fs.cat_file(p).decode(), keep))
-        found = [Manifest.from_json(t) for t in texts]
-        for m in found:  # JSON keeps keys sorted; give them back in partition order
-            m.partition = {k: m.partition[k] for k in ds.key_names}
-        return sorted(found, key=lambda m: tuple(m.partition.values()))
+        dt = self._snapshot(dataset, as_of)
+        if dt is None:
+            return []
+        return self._manifests(ds, dt, _normalise_filters(ds, filters))
 
-    def files(self, dataset: str, filters: Mapping[str, str | Sequence[str]] | None = None) -> list[str]:
-        """Data files (URLs) of the matching partitions, as their manifests list them."""
-        return self._file_urls(dataset, self.manifests(dataset, filters))
+    def _manifests(self, ds: Dataset, dt: DeltaTable, wanted: Mapping[str, set[str]],
+                   exact: set[str] | None = None) -> list[Manifest]:
+        live = self._live(ds, dt, wanted)
+        if exact is not None:
+            live = [f for f in live if f.pid in exact]
+        by_pid: dict[str, list[LiveFile]] = {}
+        for f in live:
+            by_pid.setdefault(f.pid, []).append(f)
+        runs = {f.run for f in live if f.run}
+        records = self._load_records(ds.name, runs)
+        out = [self._manifest(ds, files, records) for files in by_pid.values()]
+        return sorted(out, key=lambda m: tuple(str(v) for v in m.partition.values()))
 
-    def _file_urls(self, dataset: str, manifests: Iterable[Manifest]) -> list[str]:
-        return [self._url(f"{self._dir(dataset, m.partition)}/{f}") for m in manifests for f in m.files]
+    def _manifest(self, ds: Dataset, files: list[LiveFile], records: Mapping[str, dict[str, Any] | None]) -> Manifest:
+        pid, keys = files[0].pid, files[0].keys
+        entries = []
+        for run in sorted({f.run for f in files if f.run}):
+            rec = records.get(run)
+            if rec and pid in rec["partitions"]:
+                entries.append(rec["partitions"][pid])
+        covered = {f.run for f in files if f.run and pid in (records.get(f.run) or {}).get("partitions", {})}
+        sums = Stats()
+        for e in entries:
+            sums += Stats(0, e.get("sums", {}))
+        if ds.sums and any(f.run not in covered for f in files):  # written by another Delta writer
+            sums = self._sum_files(ds, entries, [f for f in files if f.run not in covered])
+        sources: list[dict[str, Any]] = []
+        for e in entries:
+            sources += [s for s in e.get("sources", []) if s not in sources]
+        latest: dict[str, Any] = max(entries, key=lambda e: e.get("written_at", ""), default={})
+        columns: list[str] = []
+        for e in entries:
+            columns += [c for c in e.get("columns", []) if c not in columns]
+        history = [h for e in entries for h in e.get("history", [])]
+        return Manifest(ds.name, {k: keys[k] or "" for k in ds.key_names}, [f.path for f in files],
+                        sum(f.rows for f in files), sums.sums, sources, latest.get("written_at", ""),
+                        latest.get("run_id", ""), history, columns)
+
+    def _sum_files(self, ds: Dataset, entries: list[dict[str, Any]], others: list[LiveFile]) -> Stats:
+        """Sums when some files carry no finops record: those files are read (rare: foreign writers)."""
+        total = Stats(0, dict.fromkeys(ds.sums, "0"))
+        for e in entries:
+            total += Stats(0, e.get("sums", {}))
+        df = pl.scan_parquet([self._url(f"{self._dir(ds.name)}/{f.path}") for f in others],
+                             storage_options=self.polars_options, hive_partitioning=False,
+                             missing_columns="insert").select(pl.col(c).sum() for c in ds.sums).collect()
+        return total + Stats(0, {c: str(df[c][0] or 0) for c in ds.sums})
+
+    def _live(self, ds: Dataset, dt: DeltaTable, wanted: Mapping[str, set[str]]) -> list[LiveFile]:
+        """The snapshot's data files whose partition matches ``wanted``."""
+        df = pl.DataFrame(dt.get_add_actions(flatten=True))
+        if df.height == 0:
+            return []
+        out = []
+        cols = [c for c in ("path", "size_bytes", "num_records") if c in df.columns]
+        keycols = [f"partition.{k}" for k in ds.key_names]
+        for row in df.select(*cols, *[c for c in keycols if c in df.columns]).iter_rows(named=True):
+            keys = {k: row.get(f"partition.{k}") for k in ds.key_names}
+            if all(keys[k] in v for k, v in wanted.items()):
+                m = RUN_FILE.search(row["path"])
+                out.append(LiveFile(row["path"], int(row["size_bytes"]), int(row.get("num_records") or 0),
+                                    keys, partition_id(keys), m["run"] if m else None))
+        if any(f.rows == 0 and f.size > 0 for f in out):  # files without numRecords: count them
+            out = self._count_rows(ds.name, out)
+        return out
+
+    def _count_rows(self, dataset: str, files: list[LiveFile]) -> list[LiveFile]:
+        out = []
+        for f in files:
+            if f.rows == 0 and f.size > 0:
+                n = pl.scan_parquet(self._url(f"{self._dir(dataset)}/{f.path}"), storage_options=self.polars_options,
+                                    hive_partitioning=False).select(pl.len()).collect().item()
+                out.append(LiveFile(f.path, f.size, int(n), f.keys, f.pid, f.run))
+            else:
+                out.append(f)
+        return out
+
+    def files(self, dataset: str, filters: Mapping[str, str | Sequence[str]] | None = None, *,
+              as_of: int | datetime | None = None) -> list[str]:
+        """Data files (URLs) of the matching partitions in the table's version (newest, or ``as_of``)."""
+        ds = _dataset(dataset)
+        dt = self._snapshot(dataset, as_of)
+        if dt is None:
+            return []
+        live = self._live(ds, dt, _normalise_filters(ds, filters))
+        return [self._url(f"{self._dir(dataset)}/{f.path}") for f in live]
 
     def scan(self, dataset: str, filters: Mapping[str, str | Sequence[str]] | None = None,
-             schema: Mapping[str, pl.DataType] | None = None) -> pl.LazyFrame:
-        """A LazyFrame over the dataset, reading only the partitions that match ``filters``.
+             schema: Mapping[str, pl.DataType] | None = None, *,
+             as_of: int | datetime | None = None) -> pl.LazyFrame:
+        """A LazyFrame over the dataset, reading only the partitions that match ``filters``, as the
+        table stands now or stood at ``as_of`` (a version number or an aware datetime).
 
-        With no matching partition, an empty frame of ``schema`` (when given).
+        The file list is fixed when this returns: the frame reads one committed version whole, however
+        many writers commit meanwhile. With no matching partition, an empty frame of ``schema`` (when
+        given). Partition keys that are not data columns (billing's three, prices' date) are not in
+        the frame; filter on them here.
         """
-        manifests = self.manifests(dataset, filters)
-        files = self._file_urls(dataset, manifests)
-        if not files:
+        ds = _dataset(dataset)
+        dt = self._snapshot(dataset, as_of)
+        if dt is None:
             return pl.LazyFrame(schema=dict(schema or {}))
-        return pl.scan_parquet(files, storage_options=self.polars_options, hive_partitioning=False,
-                               schema=self._union_schema(dataset, manifests), missing_columns="insert")
+        live = self._live(ds, dt, _normalise_filters(ds, filters))
+        if not live:
+            return pl.LazyFrame(schema=dict(schema or {}))
+        urls = [self._url(f"{self._dir(dataset)}/{f.path}") for f in live]
+        return pl.scan_parquet(urls, storage_options=self.polars_options, hive_partitioning=False,
+                               schema=_read_schema(ds, dt), missing_columns="insert", extra_columns="ignore")
 
-    def _union_schema(self, dataset: str, manifests: list[Manifest]) -> pl.Schema:
-        # Files differ only in their extension columns; read one footer per distinct column set.
-        firsts: dict[tuple[str, ...], str] = {}
-        for m in manifests:
-            if m.files:
-                firsts.setdefault(tuple(m.columns), self._url(f"{self._dir(dataset, m.partition)}/{m.files[0]}"))
-        union: dict[str, pl.DataType] = {}
-        for f in firsts.values():
-            sch = pl.scan_parquet(f, storage_options=self.polars_options, hive_partitioning=False).collect_schema()
-            for name, dtype in sch.items():
-                union.setdefault(name, dtype)
-        return pl.Schema(union)
+    def history(self, dataset: str) -> list[Version]:
+        """The dataset's versions, oldest first: when, what (``replace``, ``append``, ``optimize``,
+        ``migrate``, or Delta's own operation name), rows written, partitions touched and run id.
+        Versions whose commit files the log has cleaned up (after 30 days by default) are not listed."""
+        ds = _dataset(dataset)
+        out = []
+        for version, info in self._commits(dataset):
+            meta = info.get("finops") or {}
+            metrics = info.get("operationMetrics") or {}
+            rows = meta.get("rows", metrics.get("num_added_rows"))
+            out.append(Version(version, datetime.fromtimestamp(info.get("timestamp", 0) / 1000, UTC),
+                               meta.get("operation") or info.get("operation", ""),
+                               int(rows) if rows is not None else None,
+                               [{k: p["partition"].get(k) for k in ds.key_names} for p in meta.get("partitions", [])],
+                               meta.get("run_id")))
+        return out
+
+    def _commits(self, dataset: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
+        """(version, commitInfo) of the log's commit files from ``since`` on, read directly from the
+        store. (Not ``DeltaTable.history()``: its listing hangs against moto's S3 server.)"""
+        _dataset(dataset)
+        log = f"{self._dir(dataset)}/_delta_log"
+        self.fs.invalidate_cache(log)  # s3fs caches listings; the log grows under us
+        try:
+            names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(log, detail=False)]
+        except FileNotFoundError:
+            self._refuse_old_layout(dataset)
+            return []
+        versions = sorted(int(n[:-5]) for n in names if re.fullmatch(r"\d{20}\.json", n) and int(n[:-5]) >= since)
+
+        def info(v: int) -> dict[str, Any]:
+            for line in self.fs.cat_file(f"{log}/{v:020d}.json").decode().splitlines():
+                if line.startswith('{"commitInfo"'):
+                    return json.loads(line)["commitInfo"]
+            return {}
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(zip(versions, pool.map(info, versions), strict=True))
+
+    # -- provenance records --------------------------------------------------------------------
+    def _record_path(self, dataset: str, run_id: str) -> str:
+        return f"{self._dir(dataset)}/{RECORDS}/{run_id}.json"
+
+    def _write_record(self, dataset: str, record: Mapping[str, Any]) -> None:
+        self._put_json(self._record_path(dataset, record["run_id"]), record)
+
+    def _load_records(self, dataset: str, runs: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+        """Provenance records of ``runs`` (cached: a record never changes once its run committed)."""
+        missing = [r for r in runs if (dataset, r) not in self._records]
+
+        def load(run: str) -> dict[str, Any] | None:
+            try:
+                return json.loads(self.fs.cat_file(self._record_path(dataset, run)).decode())
+            except FileNotFoundError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for run, rec in zip(missing, pool.map(load, missing), strict=True):
+                self._records[(dataset, run)] = rec
+        return {r: self._records[(dataset, r)] for r in runs}
+
+    def _put_json(self, path: str, data: Mapping[str, Any]) -> None:
+        """Write a small JSON file atomically (a rename locally, a single PUT remotely)."""
+        body = json.dumps(dict(data), sort_keys=True, default=str).encode()
+        if self.local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        else:
+            self.fs.pipe_file(path, body)
 
     # -- writing -------------------------------------------------------------------------------
-    def transaction(self, dataset: str) -> Transaction:
+    def transaction(self, dataset: str, *, before_commit: Callable[[], None] | None = None) -> Transaction:
         """Stage any number of frames, then commit them together (``with store.transaction(...) as
-        tx: tx.stage(...); tx.commit()``). Leaving the block without commit — or by an exception —
-        discards everything staged; the store is untouched."""
-        return Transaction(self, _dataset(dataset))
+        tx: tx.stage(...); tx.commit()``): one Delta commit. Leaving the block without commit — or by
+        an exception — discards everything staged; the store is untouched.
+
+        ``before_commit`` (for tests) is called once, after the files are placed and just before the
+        first commit attempt: a test can hold two writers there to make them race."""
+        ds = _dataset(dataset)
+        self._refuse_old_layout(dataset)
+        return Transaction(self, ds, before_commit)
 
     def write(self, dataset: str, frame: pl.LazyFrame | pl.DataFrame, *,
-              sources: Iterable[Source] = ()) -> list[Manifest]:
-        """Write one frame: the partitions it touches are replaced whole (``billing``) or appended to
-        (``prices``), each atomically. Returns the new manifests."""
-        with self.transaction(dataset) as tx:
+              sources: Iterable[Source] = (), before_commit: Callable[[], None] | None = None) -> list[Manifest]:
+        """Write one frame in one commit: the partitions it touches are replaced whole (``billing``,
+        ``offers``) or appended to (``prices``). Returns the touched partitions' manifests."""
+        with self.transaction(dataset, before_commit=before_commit) as tx:
             tx.stage(frame, sources)
             return tx.commit()
 
     def _staging_dir(self, dataset: str, run_id: str) -> str:
-        # Stage beside the data when local (so the commit is a rename), else in a local temp folder.
+        # Stage beside the data when local (so placing a file is a rename), else in a local temp folder.
         if self.local:
             base = Path(self._dir(dataset)) / STAGING
             base.mkdir(parents=True, exist_ok=True)
@@ -266,17 +576,19 @@ class Store:
         return tempfile.mkdtemp(prefix=f"finops-{run_id}-")
 
     @staticmethod
-    def _sweep_staging(base: Path) -> None:
-        now = time.time()
+    def _sweep_staging(base: Path, older_than: float = STALE_STAGING_SECONDS) -> int:
+        now, n = time.time(), 0
         for d in base.iterdir():
             try:
-                if now - d.stat().st_mtime > STALE_STAGING_SECONDS:
+                if now - d.stat().st_mtime > older_than:
                     shutil.rmtree(d, ignore_errors=True)
+                    n += 1
             except FileNotFoundError:
                 pass
+        return n
 
     def _stage(self, ds: Dataset, lf: pl.LazyFrame, stage: str) -> dict[str, list[str]]:
-        """Sink ``lf`` split by the dataset's raw columns; returns staged files by final partition."""
+        """Sink ``lf`` split by the dataset's raw columns; returns staged files by partition id."""
         written: list[str] = []
         lf.sink_parquet(
             pl.PartitionBy(stage, key=list(ds.split_by), include_key=True),
@@ -286,76 +598,128 @@ class Store:
         staged: dict[str, list[str]] = {}
         for path in sorted(written, key=_natural):
             raw = _parse_partition(os.path.relpath(os.path.dirname(path), stage).replace(os.sep, "/"))
-            rel = partition_path(ds.keys_of(raw))
-            staged.setdefault(rel, []).append(path)
+            staged.setdefault(partition_id(ds.keys_of(raw)), []).append(path)
         return staged
 
-    def _stats(self, ds: Dataset, files: Mapping[str, list[str]]) -> dict[str, Stats]:
-        """Rows and sums of each staged partition, in one query over all its files."""
+    def _stats(self, ds: Dataset, files: Mapping[str, list[str]]) -> tuple[dict[str, Stats], dict[str, int]]:
+        """Rows and sums of each staged partition, and rows per file, in one query over all files."""
         owner = {f: rel for rel, fs in files.items() for f in fs}
         if not owner:
-            return {}
+            return {}, {}
         exprs = [pl.len().alias("__rows")] + [pl.col(c).sum().alias(c) for c in ds.sums]
         per_file = (pl.scan_parquet(list(owner), hive_partitioning=False, include_file_paths="__file")
                     .group_by("__file").agg(exprs).collect())
         out = {rel: Stats() for rel in files}
+        rows: dict[str, int] = {}
         for row in per_file.iter_rows(named=True):
-            out[owner[row.pop("__file")]] += Stats(int(row.pop("__rows")), {k: str(v or 0) for k, v in row.items()})
-        return out
+            path, n = row.pop("__file"), int(row.pop("__rows"))
+            rows[path] = n
+            out[owner[path]] += Stats(n, {k: str(v or 0) for k, v in row.items()})
+        return out, rows
 
-    def _commit(self, ds: Dataset, rel: str, files: list[str], stats: Stats,
-                sources: list[dict[str, Any]], run_id: str) -> Manifest:
-        keys = _parse_partition(rel)
-        keys = {k: keys[k] for k in ds.key_names}
-        target = self._dir(ds.name, keys)
-        old = self._read_manifest(target)
-        self.fs.makedirs(target, exist_ok=True)
-        names = []
-        for i, f in enumerate(files):
-            name = f"part-{run_id}-{i:04d}.parquet"
+    def _place(self, dataset: str, staged: list[tuple[str, int]], run_id: str,
+               keys: Mapping[str, Mapping[str, str | None]]) -> list[AddAction]:
+        """Move staged files to their final paths in the table; returns their ``add`` actions.
+
+        ``staged``: (local path, rows) per file; ``keys``: partition values by local path."""
+        now = int(time.time() * 1000)
+
+        def place(item: tuple[int, tuple[str, int]]) -> AddAction:
+            i, (local, rows) = item
+            rel = f"{partition_path(keys[local])}/part-{run_id}-{i:05d}.parquet"
+            target = f"{self._dir(dataset)}/{rel}"
+            size = os.path.getsize(local)
             if self.local:
-                os.replace(f, f"{target}/{name}")
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(local, target)
             else:
-                self.fs.put_file(f, f"{target}/{name}")
-            names.append(name)
-        rows, sums = stats.rows, dict(stats.sums)
-        history = ((old.history + [_history_entry(old)]) if old else [])[-20:]
-        if ds.mode == "append" and old:
-            names = old.files + names
-            rows += old.rows
-            sums = {k: str(Decimal(sums[k]) + old.sum(k)) for k in sums}
-            sources = old.sources + sources
-        columns = pl.scan_parquet(f"{target}/{names[-1]}" if self.local else files[-1],
-                                  hive_partitioning=False).collect_schema().names()
-        manifest = Manifest(ds.name, keys, names, rows, sums, sources,
-                            datetime.now(timezone.utc).isoformat(timespec="seconds"), run_id, history, columns)
-        self._write_manifest(target, manifest)
-        self._sweep(target, set(names))
-        return manifest
+                self.fs.put_file(local, target)
+            return AddAction(rel, size, dict(keys[local]), now, True, json.dumps({"numRecords": rows}))
 
-    def _read_manifest(self, target: str) -> Manifest | None:
-        try:
-            return Manifest.from_json(self.fs.cat_file(f"{target}/{MANIFEST}").decode())
-        except FileNotFoundError:
-            return None
+        with ThreadPoolExecutor(max_workers=1 if self.local else 8) as pool:
+            return list(pool.map(place, enumerate(staged)))
 
-    def _write_manifest(self, target: str, manifest: Manifest) -> None:
-        data = manifest.to_json().encode()
-        if self.local:
-            tmp = f"{target}/.{MANIFEST}.{manifest.run_id}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, f"{target}/{MANIFEST}")
-        else:
-            self.fs.pipe_file(f"{target}/{MANIFEST}", data)  # a single PUT: atomic on object stores
+    def _unplace(self, dataset: str, adds: Iterable[AddAction]) -> None:
+        """Best effort: remove placed files no commit names (``vacuum`` sweeps whatever is left)."""
+        for a in adds:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                self.fs.rm(f"{self._dir(dataset)}/{a.path}")
 
-    def _sweep(self, target: str, keep: set[str]) -> None:
-        for p in self.fs.ls(target, detail=False):
-            name = p.rstrip("/").rsplit("/", 1)[-1]
-            if name != MANIFEST and name not in keep:
-                self.fs.rm(p, recursive=True)
+    def _commit(self, ds: Dataset, adds: list[AddAction], partitions: Mapping[str, Mapping[str, str | None]],
+                schema: pl.Schema, meta: dict[str, Any], hook: Callable[[], None] | None,
+                removes: Callable[[DeltaTable], list[RemoveAction]] | None = None) -> int:
+        """Commit ``adds`` (and, replacing, removes of the touched partitions' live files) as one Delta
+        commit, re-planned on the newest version after a conflict. Returns the committed version."""
+        last: Exception | None = None
+        for attempt in range(COMMIT_ATTEMPTS):
+            if attempt:
+                time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+            dt = self._open(ds.name)
+            if hook is not None:  # once, on the first attempt
+                call, hook = hook, None
+                call()
+            try:
+                if dt is None:
+                    return self._create(ds, adds, partitions, schema, meta)
+                table_schema = self._evolve(ds, dt, schema)
+                actions: list[AddAction | RemoveAction] = [*adds]
+                txns = []
+                if removes is not None:
+                    actions += removes(dt)
+                elif ds.mode == "replace":
+                    actions += self._removes(ds, dt, set(partitions))
+                    txns = [_app_txn(dt, ds.name, pid) for pid in sorted(partitions)]
+                dt.create_write_transaction(actions, "append", table_schema, partition_by=list(ds.key_names),
+                                            commit_properties=CommitProperties(custom_metadata={"finops": meta},
+                                                                               app_transactions=txns or None))
+                return self._committed_version(ds.name, meta["run_id"], dt.version() + 1)
+            except CommitFailedError as e:
+                last = e
+            except (DeltaError, DeltaProtocolError) as e:
+                if dt is None and self._open(ds.name) is not None:  # lost the race to create the table
+                    last = e
+                    continue
+                raise _store_error(ds.name, self.table_uri(ds.name), e) from None
+        raise StoreConflict(f"{ds.name}: {COMMIT_ATTEMPTS} commit attempts lost to concurrent writers "
+                            f"(last: {str(last).splitlines()[0] if last else '?'}); nothing was written — run it again")
+
+    def _create(self, ds: Dataset, adds: list[AddAction], partitions: Mapping[str, Mapping[str, str | None]],
+                schema: pl.Schema, meta: dict[str, Any]) -> int:
+        replace = ds.mode == "replace"
+        txns = [AppTransaction(_app_id(ds.name, pid), 1) for pid in sorted(partitions)] if replace else None
+        create_table_with_add_actions(self.table_uri(ds.name), _delta_schema(ds, schema), adds, mode="error",
+                                      partition_by=list(ds.key_names), name=ds.name,
+                                      storage_options=self.delta_options or None,
+                                      commit_properties=CommitProperties(custom_metadata={"finops": meta},
+                                                                         app_transactions=txns))
+        return self._committed_version(ds.name, meta["run_id"])
+
+    def _evolve(self, ds: Dataset, dt: DeltaTable, schema: pl.Schema) -> DeltaSchema:
+        """The table's schema, first widened by any new (extension) columns in ``schema``."""
+        current = _polars_schema(dt)
+        clash = [f"{c} ({current[c]} in the table, {t} written)" for c, t in schema.items()
+                 if c in current and current[c] != t]
+        if clash:
+            raise StoreError(f"{ds.name}: column types differ from the stored ones: {', '.join(clash)}")
+        new = [c for c in schema if c not in current]
+        if new:
+            arrow = pl.DataFrame(schema={c: schema[c] for c in new}).to_arrow().schema
+            fields = list(DeltaSchema.from_arrow(arrow).fields)
+            dt.alter.add_columns(fields)  # nullable: every existing file reads them as null
+            dt = self._open(ds.name) or dt
+        return dt.schema()
+
+    def _removes(self, ds: Dataset, dt: DeltaTable, pids: set[str]) -> list[RemoveAction]:
+        now = int(time.time() * 1000)
+        return [RemoveAction(f.path, True, now, f.size, dict(f.keys)) for f in self._live(ds, dt, {}) if f.pid in pids]
+
+    def _committed_version(self, dataset: str, run_id: str, read: int = 0) -> int:
+        """The version the commit of ``run_id`` became (a conflict-free rebase may have moved it past
+        ``read``, the version it was planned on)."""
+        for version, info in reversed(self._commits(dataset, since=read)):
+            if (info.get("finops") or {}).get("run_id") == run_id:
+                return version
+        raise StoreError(f"{dataset}: committed run {run_id} is not in the table's log")
 
     # -- cursors -------------------------------------------------------------------------------
     def cursor(self, source: str) -> dict[str, Any] | None:
@@ -367,32 +731,101 @@ class Store:
 
     def save_cursor(self, source: str, state: Mapping[str, Any]) -> None:
         """Record a collector's progress for ``source`` (atomically: a rename locally, one PUT remotely)."""
-        path = self._cursor_path(source)
-        data = json.dumps(dict(state), sort_keys=True, default=str).encode()
-        if self.local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        else:
-            self.fs.pipe_file(path, data)
+        self._put_json(self._cursor_path(source), state)
 
     def _cursor_path(self, source: str) -> str:
         return f"{self.root}/{CURSORS}/{safe_key(source)}.json"
 
     # -- maintenance ---------------------------------------------------------------------------
-    def delete(self, dataset: str, filters: Mapping[str, str | Sequence[str]]) -> int:
-        """Remove the matching partitions (manifest first, so a crash never leaves half a partition)."""
-        n = 0
-        for m in self.manifests(dataset, filters):
-            target = self._dir(dataset, m.partition)
-            self.fs.rm(f"{target}/{MANIFEST}")
-            self.fs.rm(target, recursive=True)
-            n += 1
-        return n
+    def optimize(self, dataset: str, *, small_file_bytes: int = SMALL_FILE_BYTES) -> OptimizeSummary:
+        """Merge each partition's small files (e.g. many hourly price appends) into one, in one commit
+        that changes no data (``dataChange=false``; readers of any version are unaffected).
+
+        The merge is done here rather than by delta-rs' ``optimize.compact()`` so that the merged file
+        keeps a run id with a provenance record (the merged runs' sums and sources): ``manifests``
+        stays exact without scanning. Losing a race with a writer of the same partitions raises
+        :class:`StoreConflict` (nothing changed; run it again)."""
+        ds = _dataset(dataset)
+        dt = self._open(dataset)
+        if dt is None:
+            return OptimizeSummary(dataset, 0, 0, 0, None)
+        by_pid: dict[str, list[LiveFile]] = {}
+        for f in self._live(ds, dt, {}):
+            by_pid.setdefault(f.pid, []).append(f)
+        todo = {pid: fs for pid, fs in by_pid.items() if sum(f.size < small_file_bytes for f in fs) > 1}
+        before = sum(len(fs) for fs in by_pid.values())
+        if not todo:
+            return OptimizeSummary(dataset, 0, before, before, None)
+        run_id = new_run_id()
+        read_schema = _read_schema(ds, dt)
+        work = tempfile.mkdtemp(prefix=f"finops-optimize-{run_id}-")
+        try:
+            staged, keys, merged = [], {}, []
+            for i, (_pid, fs) in enumerate(sorted(todo.items())):
+                small = [f for f in fs if f.size < small_file_bytes]
+                local = f"{work}/{i:05d}.parquet"
+                pl.scan_parquet([self._url(f"{self._dir(dataset)}/{f.path}") for f in small],
+                                storage_options=self.polars_options, hive_partitioning=False, schema=read_schema,
+                                missing_columns="insert").sink_parquet(local, row_group_size=ROW_GROUP_ROWS)
+                staged.append((local, sum(f.rows for f in small)))
+                keys[local] = small[0].keys
+                merged += small
+            records = self._load_records(dataset, {f.run for f in merged if f.run})
+            record = _merged_record(ds, run_id, merged, records)
+            adds = [AddAction(a.path, a.size, a.partition_values, a.modification_time, False, a.stats)
+                    for a in self._place(dataset, staged, run_id, keys)]
+            self._write_record(dataset, record)
+            meta = {"run_id": run_id, "operation": "optimize", "rows": 0,
+                    "partitions": [{"partition": p["partition"]} for p in record["partitions"].values()]}
+            now = int(time.time() * 1000)
+            rms = [RemoveAction(f.path, False, now, f.size, dict(f.keys)) for f in merged]
+            try:
+                version = self._commit(ds, adds, {}, pl.Schema(read_schema), meta, None, removes=lambda _dt: rms)
+            except StoreError:
+                self._unplace(dataset, adds)
+                raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return OptimizeSummary(dataset, len(todo), before, before - len(merged) + len(adds), version)
+
+    def vacuum(self, retain_hours: float, dataset: str | None = None, *, force: bool = False,
+               dry_run: bool = False) -> VacuumSummary:
+        """Delete data files that no version of the last ``retain_hours`` needs, and files a crashed
+        writer placed but never committed, in ``dataset`` (default: all). Time travel then reaches
+        back ``retain_hours`` at most.
+
+        Refuses less than ``MIN_RETAIN_HOURS`` unless ``force``: a reader lists a version's files
+        before reading them and a writer places its files before committing them, so a shorter
+        retention can delete files a running read or write is about to use."""
+        if retain_hours < 0:
+            raise StoreError("vacuum: retain_hours must be ≥ 0")
+        if retain_hours < MIN_RETAIN_HOURS and not force:
+            raise StoreError(f"vacuum: --retain-hours {retain_hours:g} is below the safe minimum of "
+                             f"{MIN_RETAIN_HOURS:g}: a read or write still running could lose files it is "
+                             f"using; pass --force if nothing else uses the store")
+        removed: dict[str, list[str]] = {}
+        for name in [dataset] if dataset else list(DATASETS):
+            _dataset(name)
+            dt = self._open(name)
+            if dt is None:
+                continue
+            removed[name] = dt.vacuum(retention_hours=math.ceil(retain_hours), dry_run=dry_run,
+                                      enforce_retention_duration=False, full=True)
+            if self.local and not dry_run and (Path(self._dir(name)) / STAGING).exists():
+                self._sweep_staging(Path(self._dir(name)) / STAGING, max(retain_hours * 3600, 60.0))
+        return VacuumSummary(retain_hours, removed, dry_run)
+
+
+@dataclass(frozen=True)
+class LiveFile:
+    """A data file of a snapshot: path (relative to the table), bytes, rows, partition, run."""
+
+    path: str
+    size: int
+    rows: int
+    keys: dict[str, str | None]
+    pid: str
+    run: str | None
 
 
 @dataclass(frozen=True)
@@ -415,6 +848,7 @@ class StagedPart:
     files: dict[str, list[str]]
     stats: dict[str, Stats]
     sources: list[Source]
+    file_rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -430,22 +864,24 @@ class StagedPart:
 
     @property
     def partitions(self) -> list[dict[str, str]]:
-        return [_parse_partition(rel) for rel in self.files]
+        return [_parse_partition(pid) for pid in self.files]
 
 
 class Transaction:
-    """Frames staged for one dataset, committed together partition by partition (see
+    """Frames staged for one dataset, committed together in one Delta commit (see
     :meth:`Store.transaction`)."""
 
-    def __init__(self, store: Store, ds: Dataset) -> None:
+    def __init__(self, store: Store, ds: Dataset, before_commit: Callable[[], None] | None = None) -> None:
         self.store, self.ds = store, ds
-        self.run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.run_id = new_run_id()
         self.dir = store._staging_dir(ds.name, self.run_id)
         self.parts: list[StagedPart] = []
         self.committed: list[Manifest] | None = None
+        self.version: int | None = None
+        self.before_commit = before_commit
         self._attempts = 0
 
-    def __enter__(self) -> Transaction:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -456,7 +892,8 @@ class Transaction:
         self._attempts += 1  # a fresh folder per attempt: a failed one may have left files behind
         sub = f"{self.dir}/{self._attempts:05d}"
         files = self.store._stage(self.ds, frame.lazy(), sub)
-        part = StagedPart(files, self.store._stats(self.ds, files), list(sources))
+        stats, rows = self.store._stats(self.ds, files)
+        part = StagedPart(files, stats, list(sources), rows)
         self.parts.append(part)
         return part
 
@@ -468,25 +905,143 @@ class Transaction:
                 os.remove(f)
 
     def commit(self) -> list[Manifest]:
-        """Make every staged partition visible, each by one atomic manifest switch."""
+        """Make every staged partition visible in one Delta commit; returns their manifests."""
         if self.committed is not None:
             raise StoreError("transaction already committed")
-        by_rel: dict[str, tuple[list[str], list[dict[str, Any]], list[Stats]]] = {}
-        for part in self.parts:
-            for rel, files in part.files.items():
-                fs_, srcs, stats = by_rel.setdefault(rel, ([], [], []))
-                fs_.extend(files)
-                srcs.extend(s.__dict__ for s in part.sources if s.__dict__ not in srcs)
-                stats.append(part.stats[rel])
-        self.committed = [
-            self.store._commit(self.ds, rel, files, sum(stats, Stats()), srcs, self.run_id)
-            for rel, (files, srcs, stats) in sorted(by_rel.items())
-        ]
+        ds, store = self.ds, self.store
+        staged = [(f, part.file_rows[f]) for part in self.parts for fs in part.files.values() for f in fs]
+        if not staged:
+            self.committed = []
+            return []
+        keys = {f: _keys_of_pid(pid) for part in self.parts for pid, fs in part.files.items() for f in fs}
+        partitions = {pid: _keys_of_pid(pid) for part in self.parts for pid in part.files}
+        schema = _staged_schema([f for f, _ in staged])
+        record = self._record(schema)
+        adds = store._place(ds.name, staged, self.run_id, keys)
+        store._write_record(ds.name, record)  # before the commit: a live file always has its record
+        meta = {"run_id": self.run_id, "operation": ds.mode, "rows": sum(r for _, r in staged),
+                "partitions": [{k: v for k, v in p.items() if k != "columns"} for p in record["partitions"].values()]}
+        try:
+            self.version = store._commit(ds, adds, partitions, schema, meta, self.before_commit)
+        except BaseException:
+            store._unplace(ds.name, adds)
+            raise
+        dt = store._open(ds.name, self.version)
+        assert dt is not None
+        self.committed = store._manifests(ds, dt, {}, exact=set(partitions))
         return self.committed
 
+    def _record(self, schema: pl.Schema) -> dict[str, Any]:
+        """This run's provenance: per partition its rows, exact sums, sources and columns."""
+        written_at = datetime.now(UTC).isoformat(timespec="seconds")
+        parts: dict[str, dict[str, Any]] = {}
+        for part in self.parts:
+            for pid in part.files:
+                p = parts.setdefault(pid, {"partition": _keys_of_pid(pid), "stats": Stats(), "sources": []})
+                p["stats"] += part.stats[pid]
+                p["sources"] += [s.__dict__ for s in part.sources if s.__dict__ not in p["sources"]]
+        out = {}
+        for pid, p in sorted(parts.items()):
+            st: Stats = p.pop("stats")
+            out[pid] = {**p, "rows": st.rows, "sums": {c: st.sums.get(c, "0") for c in self.ds.sums},
+                        "written_at": written_at, "run_id": self.run_id, "columns": list(schema)}
+        return {"run_id": self.run_id, "dataset": self.ds.name, "written_at": written_at, "partitions": out}
 
-def _history_entry(m: Manifest) -> dict[str, Any]:
-    return {"run_id": m.run_id, "written_at": m.written_at, "rows": m.rows, "sums": m.sums}
+
+def new_run_id() -> str:
+    """``20261128T101500-1a2b3c4d``: sortable by time, unique across writers."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def _keys_of_pid(pid: str) -> dict[str, str | None]:
+    return {k: (None if v == HIVE_NULL else v) for k, v in _parse_partition(pid).items()}
+
+
+def _merged_record(ds: Dataset, run_id: str, merged: list[LiveFile],
+                   records: Mapping[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """The record of an optimize run: per partition, the merged runs' provenance added up."""
+    parts: dict[str, dict[str, Any]] = {}
+    for f in merged:
+        entry = (records.get(f.run or "") or {}).get("partitions", {}).get(f.pid)
+        zero = Stats(0, dict.fromkeys(ds.sums, "0"))
+        p = parts.setdefault(f.pid, {"partition": dict(f.keys), "rows": 0, "stats": zero,
+                                     "sources": [], "columns": [], "written_at": "", "run_id": "", "runs": set()})
+        p["rows"] += f.rows
+        if entry is None or f.run in p["runs"]:
+            continue
+        p["runs"].add(f.run)
+        p["stats"] += Stats(0, entry.get("sums", {}))
+        p["sources"] += [s for s in entry.get("sources", []) if s not in p["sources"]]
+        p["columns"] += [c for c in entry.get("columns", []) if c not in p["columns"]]
+        if entry.get("written_at", "") >= p["written_at"]:
+            p["written_at"], p["run_id"] = entry.get("written_at", ""), entry.get("run_id", "")
+    out = {}
+    for pid, p in parts.items():
+        p.pop("runs")
+        st = p.pop("stats")
+        out[pid] = {**p, "sums": st.sums}
+    return {"run_id": run_id, "dataset": ds.name, "operation": "optimize",
+            "written_at": datetime.now(UTC).isoformat(timespec="seconds"), "partitions": out}
+
+
+def _app_id(dataset: str, pid: str) -> str:
+    return f"finops/{dataset}/{pid}"
+
+
+def _app_txn(dt: DeltaTable, dataset: str, pid: str) -> AppTransaction:
+    """A ``txn`` action for a replaced partition: concurrent replacers of it conflict on it."""
+    app = _app_id(dataset, pid)
+    return AppTransaction(app, (dt.transaction_version(app) or 0) + 1)
+
+
+def _staged_schema(files: list[str]) -> pl.Schema:
+    """The union of the staged files' schemas (one footer per file; they are local)."""
+    union: dict[str, pl.DataType] = {}
+    for f in files:
+        for name, dtype in pl.read_parquet_schema(f).items():
+            union.setdefault(name, dtype)
+    return pl.Schema(union)
+
+
+def _delta_schema(ds: Dataset, schema: pl.Schema) -> DeltaSchema:
+    """The table schema for new files of ``schema``: their columns plus the partition-only keys."""
+    cols: dict[str, pl.DataType] = dict(schema)
+    for k in ds.key_names:
+        cols.setdefault(k, pl.String())
+    try:
+        return DeltaSchema.from_arrow(pl.DataFrame(schema=cols).to_arrow().schema)
+    except Exception as e:  # noqa: BLE001 - e.g. a column of polars' Null type, which Delta cannot hold
+        raise StoreError(f"{ds.name}: a column type Delta Lake cannot store: {e}") from None
+
+
+def _polars_schema(dt: DeltaTable) -> dict[str, pl.DataType]:
+    import pyarrow as pa
+
+    return dict(pl.from_arrow(pa.schema(dt.schema().to_arrow()).empty_table()).schema)  # type: ignore[union-attr]
+
+
+def _read_schema(ds: Dataset, dt: DeltaTable) -> pl.Schema:
+    """What ``scan`` returns: the table's columns less the keys that exist only as partition values."""
+    return pl.Schema({c: t for c, t in _polars_schema(dt).items()
+                      if c not in ds.key_names or c in ds.data_keys})
+
+
+def _delta_options(protocol: str, options: Mapping[str, str]) -> dict[str, str]:
+    """object_store options for delta-rs. On S3, commits use a conditional PUT (``If-None-Match: *``):
+    safe with any number of concurrent writers, no lock table needed (delta-rs' default since 0.23,
+    set here so it does not depend on that default)."""
+    out = dict(options)
+    if protocol in ("s3", "s3a"):
+        out.setdefault("aws_conditional_put", "etag")
+    return out
+
+
+def _store_error(dataset: str, uri: str, e: Exception) -> StoreError:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, DeltaProtocolError) or re.search(r"[Uu]nsupported|protocol|[Ff]eature", text):
+        return StoreError(f"{dataset}: the Delta table at {uri} was written by a newer Delta Lake writer than "
+                          f"deltalake {deltalake.__version__} supports ({text}); upgrade finops' deltalake")
+    return StoreError(f"{dataset}: {uri}: {text}")
 
 
 def _natural(path: str) -> tuple[str, int]:
@@ -517,7 +1072,7 @@ def summarise(manifests: Iterable[Manifest], by: Sequence[str]) -> list[dict[str
     groups: dict[tuple[str, ...], dict[str, Any]] = {}
     for m in manifests:
         key = tuple(m.partition.get(k, "") for k in by)
-        g = groups.setdefault(key, {**dict(zip(by, key)), "rows": 0, "partitions": 0})
+        g = groups.setdefault(key, {**dict(zip(by, key, strict=True)), "rows": 0, "partitions": 0})
         g["rows"] += m.rows
         g["partitions"] += 1
         for col, v in m.sums.items():

@@ -7,7 +7,7 @@ the line and the field (``jobs.yaml:12: workloads[1].accelerators.name: unknown 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from finops import offers, regions
-from finops.config import field_path
+from finops.config import Cloud, field_path
 
 HOURS_PER_MONTH = 730.0
 WEEKS_PER_MONTH = HOURS_PER_MONTH / 168.0
@@ -70,7 +70,7 @@ def _one(name: str) -> list[str]:
 
 
 class Dataset(_Model):
-    provider: Literal["aws", "gcp", "azure"]
+    provider: Cloud
     region: str
     size_gb: float = Field(ge=0)
     uri: str | None = None
@@ -95,7 +95,7 @@ class WorkloadSpec(_Model):
     runtime_hours: float | None = Field(default=None, gt=0)
     spot: Literal["never", "allowed", "required"] = "allowed"
     checkpoint_minutes: float | None = Field(default=None, gt=0)
-    providers: list[Literal["aws", "gcp", "azure"]] = Field(default_factory=list)
+    providers: list[Cloud] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
     residency: list[str] = Field(default_factory=list)
     dataset: Dataset | None = None
@@ -126,7 +126,7 @@ class WorkloadSpec(_Model):
     @field_validator("deadline")
     @classmethod
     def _aware(cls, v: datetime | None) -> datetime | None:
-        return v.replace(tzinfo=timezone.utc) if v is not None and v.tzinfo is None else v
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadSpec:
@@ -150,7 +150,11 @@ class WorkloadSpec(_Model):
     @property
     def base_hours(self) -> float:
         """Hours of work per replica: the runtime (train) or a month of the weekly hours (serve)."""
-        return self.runtime_hours if self.kind == "train" else self.hours_per_week * WEEKS_PER_MONTH  # type: ignore[operator]
+        if self.kind == "train":
+            assert self.runtime_hours is not None  # the model validator requires it for train
+            return self.runtime_hours
+        assert self.hours_per_week is not None  # ... and this for serve
+        return self.hours_per_week * WEEKS_PER_MONTH
 
     def markets(self) -> list[str]:
         return {"never": ["on_demand"], "allowed": ["on_demand", "spot"], "required": ["spot"]}[self.spot]
@@ -204,11 +208,11 @@ def _line(node: Any, loc: tuple[Any, ...]) -> int:
     line = node.start_mark.line + 1 if node is not None else 1
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if k.value == part), None)
-            key = next((k for k, v in node.value if k.value == part), None)
-            if nxt is None:
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
                 return line
-            node, line = nxt, (key.start_mark.line + 1)
+            key, node = pair
+            line = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
             line = node.start_mark.line + 1

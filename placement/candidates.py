@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
 
 import polars as pl
 
 from finops import regions
-from finops.workloads import WorkloadSpec
+from finops.workloads import Accelerators, WorkloadSpec
 
 CPU = "cpu"  # accelerator key of CPU-only offers and requests
 OFFER_COLUMNS = ("provider", "region", "zone", "instance_type", "accelerator_name", "accelerator_count",
@@ -31,14 +31,15 @@ class PlacementError(ValueError):
 
 def spec_frame(specs: Sequence[tuple[int, WorkloadSpec]], now: datetime | None = None) -> pl.DataFrame:
     """One row per workload with what it needs, ready to join with offers."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     rows = []
     locations: dict[tuple[str, str], int] = {}
     for wid, s in specs:
         acc = s.accelerators
-        rows.append({  # noqa: PERF401
+        rows.append({
             "wid": wid, "name": s.name, "team": s.team, "kind": s.kind, "priority": s.priority,
-            "acc_names": ",".join(acc.names()) if acc else CPU, "acc_count": float(acc.count) if acc else 0.0,
+            "acc_names": ",".join(_accepted(acc)) if acc else CPU, "acc_count": float(acc.count) if acc else 0.0,
+            "min_acc_memory_gb": acc.min_memory_gb if acc and acc.min_memory_gb is not None else 0.0,
             "markets": ",".join(s.markets()), "min_vcpus": s.min_vcpus, "min_memory_gb": s.min_memory_gb,
             "providers": ",".join(s.providers), "regions": ",".join(s.regions),
             "residency": _residency(tuple(s.residency)),
@@ -47,12 +48,21 @@ def spec_frame(specs: Sequence[tuple[int, WorkloadSpec]], now: datetime | None =
             "replicas": s.replicas, "spread": s.spread,
             "ds_provider": s.dataset.provider if s.dataset else None,
             "ds_region": s.dataset.region if s.dataset else None,
-            "ds_id": locations.setdefault((s.dataset.provider, s.dataset.region), len(locations)) if s.dataset else None,
+            "ds_id": (locations.setdefault((s.dataset.provider, s.dataset.region), len(locations))
+                      if s.dataset else None),
             "ds_gb": s.dataset.size_gb if s.dataset else 0.0,
             "deadline_hours": ((s.deadline - now).total_seconds() / 3600 if s.deadline else None),
         })
     cols = {k: [r[k] for r in rows] for k in SPEC_SCHEMA}
     return pl.DataFrame(cols, schema=SPEC_SCHEMA)
+
+
+def _accepted(acc: Accelerators) -> list[str]:
+    """The accelerator names a request accepts. A GPU-memory request (``min_memory_gb``) means GPUs:
+    TPUs are a different programming model (JAX/XLA, slices), so they match only when the spec names
+    them (``name`` or ``any_of``)."""
+    names = acc.names()
+    return [n for n in names if not n.startswith("TPU-")] if acc.min_memory_gb is not None else names
 
 
 @lru_cache(maxsize=256)
@@ -62,7 +72,7 @@ def _residency(codes: tuple[str, ...]) -> str:
 
 SPEC_SCHEMA = pl.Schema({
     "wid": pl.Int64(), "name": pl.String(), "team": pl.String(), "kind": pl.String(), "priority": pl.Int64(),
-    "acc_names": pl.String(), "acc_count": pl.Float64(), "markets": pl.String(),
+    "acc_names": pl.String(), "acc_count": pl.Float64(), "min_acc_memory_gb": pl.Float64(), "markets": pl.String(),
     "min_vcpus": pl.Float64(), "min_memory_gb": pl.Float64(), "providers": pl.String(),
     "regions": pl.String(), "residency": pl.String(), "base_hours": pl.Float64(),
     "checkpoint_hours": pl.Float64(), "replicas": pl.Int64(), "spread": pl.Int64(), "ds_provider": pl.String(),
@@ -92,8 +102,8 @@ def prepare_offers(offers: pl.LazyFrame | pl.DataFrame, *, blocked: Sequence[str
     df = (df.sort("price_per_hour")
           .group_by("provider", "region", "instance_type", "market", maintain_order=True).first())
     places = df.select("provider", "region").unique(maintain_order=True).with_row_index("place")
-    places = places.with_columns(pl.Series("jurisdiction", [regions.jurisdiction(p, r) for _, p, r in places.iter_rows()],
-                                           dtype=pl.String))
+    jurisdictions = [regions.jurisdiction(p, r) for _, p, r in places.iter_rows()]
+    places = places.with_columns(pl.Series("jurisdiction", jurisdictions, dtype=pl.String))
     return (df.with_row_index("oid").join(places, on=["provider", "region"], how="left")
             .with_columns(pl.col("accelerator_name").fill_null(CPU).alias("acc_key"),
                           pl.col("accelerator_count").fill_null(0.0).alias("count_key")))
@@ -112,8 +122,17 @@ CANDIDATE_COLUMNS = ("wid", "oid", "place", "provider", "region", "market", "acc
 """What a candidate row carries; the rest of the offer is looked up by ``oid`` for the chosen few."""
 
 
-NEEDS = ("acc_names", "acc_count", "markets", "min_vcpus", "min_memory_gb", "providers", "regions", "residency")
+NEEDS = ("acc_names", "acc_count", "min_acc_memory_gb", "markets", "min_vcpus", "min_memory_gb", "providers",
+         "regions", "residency")
 """The spec columns that decide which offers fit; workloads alike in all of them share their offers."""
+
+
+def gpu_memory_per_accelerator() -> pl.Expr:
+    """GPU memory an offer gives per accelerator requested: the accelerator's memory, but only its share
+    for a share of one GPU (NV4as_v4 = 1/8 of a 16 GB MI25: 2 GB). A memory floor is met only by what
+    the VM actually has."""
+    share = pl.min_horizontal(pl.col("accelerator_count").fill_null(0.0), pl.lit(1.0))
+    return pl.col("accelerator_memory_gb").fill_null(0.0) * share
 
 
 def candidates(specs: pl.DataFrame, offers: pl.DataFrame, keep: Sequence[int] = ()) -> pl.LazyFrame:
@@ -130,10 +149,11 @@ def candidates(specs: pl.DataFrame, offers: pl.DataFrame, keep: Sequence[int] = 
                .select("wid", "cls", *COST_INPUTS))
     req = (classes.select("cls", pl.col("acc_names").str.split(",").alias("acc_key"),
                           pl.col("acc_count").alias("count_key"), pl.col("markets").str.split(",").alias("market"),
-                          "min_vcpus", "min_memory_gb")
+                          "min_vcpus", "min_memory_gb", "min_acc_memory_gb")
            .explode("acc_key").explode("market"))
     fits = ((pl.col("min_vcpus") <= pl.col("vcpus").fill_null(0.0))
-            & (pl.col("min_memory_gb") <= pl.col("memory_gb").fill_null(0.0)))
+            & (pl.col("min_memory_gb") <= pl.col("memory_gb").fill_null(0.0))
+            & (pl.col("min_acc_memory_gb") <= gpu_memory_per_accelerator()))
     # Joins keep their inputs' order, so the same queue and offers give the same rows (and tie-breaks).
     lf = (req.lazy().join(offers.lazy(), on=["acc_key", "count_key", "market"], how="inner",
                           maintain_order="left_right").filter(fits))
@@ -162,8 +182,8 @@ def diagnose(spec: pl.DataFrame, offers: pl.DataFrame) -> str:
     for k in ("acc_names", "markets", "providers", "regions", "residency"):
         s[k] = [v for v in s[k].split(",") if v]
     steps: list[tuple[str, pl.Expr]] = [
-        ("no CPU-only offer" if s["acc_names"] == [CPU] else f"no {_names(s['acc_names'])} x{s['acc_count']:g} offer", pl.col("acc_key").is_in(s["acc_names"])
-         & (pl.col("count_key") == s["acc_count"])),
+        ("no CPU-only offer" if s["acc_names"] == [CPU] else f"no {_names(s['acc_names'])} x{s['acc_count']:g} offer",
+         pl.col("acc_key").is_in(s["acc_names"]) & (pl.col("count_key") == s["acc_count"])),
         (f"none in market {' / '.join(s['markets'])}", pl.col("market").is_in(s["markets"])),
         (f"none with {s['min_vcpus']:g} vCPUs and {s['min_memory_gb']:g} GB memory",
          (pl.col("vcpus").fill_null(0) >= s["min_vcpus"]) & (pl.col("memory_gb").fill_null(0) >= s["min_memory_gb"])),

@@ -1,8 +1,9 @@
 """Expected cost of each candidate (pure, over polars frames).
 
-Per replica: ``expected_hours = base_hours × (1 + interruption_rate × (checkpoint / 2 + restart))`` on
-spot (each interruption loses half a checkpoint interval of work on average plus the restart), base
-hours on demand; ``cost = price × expected_hours + egress`` where egress moves the dataset from where it
+Per replica: ``expected_hours = base_hours × stretch`` on spot (:func:`stretch`: work since the last
+checkpoint is redone after each interruption, plus the restart; ≈ ``1 + rate × (checkpoint / 2 +
+restart)`` for short intervals, exponential in the interval for long ones), base hours on demand;
+``cost = price × expected_hours + egress`` where egress moves the dataset from where it
 lives to the offer's region. A candidate whose expected hours overrun the deadline is kept with
 ``deadline_ok = false`` (so an unplaced workload can say "deadline"). Unused commitments add candidates
 at zero marginal compute cost, each using hours of a commitment pool.
@@ -43,21 +44,42 @@ def egress_table(specs: pl.DataFrame, offers: pl.DataFrame, egress: EgressRates)
     src = specs.filter(pl.col("ds_id").is_not_null()).select("ds_id", "ds_provider", "ds_region").unique()
     dst = offers.select("place", "provider", "region").unique()
     pairs = src.join(dst, how="cross")
-    rates = [egress.rate(sp, sr, p, r) for sp, sr, p, r in pairs.select("ds_provider", "ds_region", "provider", "region").iter_rows()]
+    rates = [egress.rate(sp, sr, p, r)
+             for sp, sr, p, r in pairs.select("ds_provider", "ds_region", "provider", "region").iter_rows()]
     return pairs.select("ds_id", "place", pl.Series("egress_per_gb", rates, dtype=pl.Float64))
+
+
+def stretch(rate: pl.Expr, checkpoint_hours: pl.Expr, restart_hours: float) -> pl.Expr:
+    """Expected wall hours per hour of work on spot, for interruptions arriving at ``rate`` per hour
+    (a Poisson process), work saved every ``checkpoint_hours`` (0: nothing to lose, as a stateless
+    replica; the whole run: no checkpoints) and ``restart_hours`` lost at each interruption.
+
+    A segment of c hours of work is retried from its start until it runs c hours uninterrupted; its
+    expected wall time is ``(1/λ + r)(e^{λc} - 1)`` (the classic restart-from-checkpoint result), so the
+    stretch is that over c. For small λc this is ``1 + λ(c/2 + r)`` — the old linear rule — but a long
+    job without checkpoints grows exponentially with its length, which is what makes on-demand win.
+    λ → 0 gives 1; c → 0 gives ``1 + λr``."""
+    lam = pl.max_horizontal(rate, pl.lit(1e-12))
+    c = checkpoint_hours.fill_null(0.0)
+    exact = (1 / lam + restart_hours) * ((lam * c).exp() - 1) / c
+    return (pl.when(rate <= 0).then(1.0)
+            .when(c <= 1e-9).then(1 + rate * restart_hours)
+            .when(lam * c < 1e-6).then(1 + rate * (c / 2 + restart_hours))  # the series, where exp() loses digits
+            .otherwise(exact))
 
 
 def cost(cands: pl.LazyFrame, egress_per_gb: pl.DataFrame, *, restart_hours: float = 1 / 6) -> pl.LazyFrame:
     """``cands`` (with the spec's cost inputs) plus expected_hours, compute_cost, rework_cost,
     egress_cost, cost (all per replica) and deadline_ok."""
     df = cands.join(egress_per_gb.lazy(), on=["ds_id", "place"], how="left", maintain_order="left")
-    spot = pl.col("market") == "spot"
-    rework = pl.when(spot).then(pl.col("interruption_rate").fill_null(0.0)
-                                * (pl.col("checkpoint_hours") / 2 + restart_hours)).otherwise(0.0)
+    rework = pl.when(pl.col("market") == "spot").then(
+        stretch(pl.col("interruption_rate").fill_null(0.0), pl.col("checkpoint_hours"), restart_hours) - 1
+    ).otherwise(0.0)
     return (df.with_columns((pl.col("base_hours") * (1 + rework)).alias("expected_hours"),
                             (pl.col("ds_gb") * pl.col("egress_per_gb").fill_null(0.0)).alias("egress_cost"))
             .with_columns((pl.col("price_per_hour") * pl.col("base_hours")).alias("compute_cost"),
-                          (pl.col("price_per_hour") * (pl.col("expected_hours") - pl.col("base_hours"))).alias("rework_cost"))
+                          (pl.col("price_per_hour") * (pl.col("expected_hours") - pl.col("base_hours")))
+                          .alias("rework_cost"))
             .with_columns((pl.col("compute_cost") + pl.col("rework_cost") + pl.col("egress_cost")).alias("cost"),
                           (pl.col("deadline_hours").is_null()
                            | (pl.col("expected_hours") <= pl.col("deadline_hours"))).alias("deadline_ok"))
@@ -72,7 +94,8 @@ def with_commitments(cands: pl.DataFrame, pools: pl.DataFrame, offers: pl.DataFr
     if pools.is_empty():
         return base
     oids = (offers.filter(pl.col("market") == "on_demand")
-            .join(pools.select("pool", "provider", "region", "instance_type"), on=["provider", "region", "instance_type"])
+            .join(pools.select("pool", "provider", "region", "instance_type"),
+                  on=["provider", "region", "instance_type"])
             .select("oid", "pool"))
     committed = (cands.join(oids, on="oid", how="inner")
                  .with_columns(pl.lit("commitment").alias("market"), pl.lit(0.0).alias("price_per_hour"),

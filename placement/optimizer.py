@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,16 +66,25 @@ class Result:
 def resource(name: str, kind: str, limit: float, mask: np.ndarray, use: np.ndarray | float) -> Resource:
     """A :class:`Resource` over the candidate rows where ``mask`` holds."""
     rows = np.flatnonzero(mask)
-    u = np.broadcast_to(np.asarray(use, dtype=float), mask.shape)[rows] if np.ndim(use) else np.full(rows.size, float(use))
+    if np.ndim(use):
+        u = np.broadcast_to(np.asarray(use, dtype=float), mask.shape)[rows]
+    else:
+        u = np.full(rows.size, float(use))
     return Resource(name, kind, float(limit), rows, u.astype(float))
 
 
 def penalties(workloads: pl.DataFrame, cands: pl.DataFrame) -> dict[int, float]:
     """Unplaced penalty per workload: priority × (more than any placement could cost), so placing a
     workload always beats leaving it out, and higher priorities win contested limits."""
-    total = float(cands["cost"].max() or 0.0) * float(workloads["replicas"].max() or 1) if cands.height else 0.0
+    total = _max(cands["cost"], 0.0) * _max(workloads["replicas"], 1.0) if cands.height else 0.0
     big = 2.0 * total + 1.0
-    return {w: p * big for w, p in zip(workloads["wid"].to_list(), workloads["priority"].to_list())}
+    return {w: p * big for w, p in zip(workloads["wid"].to_list(), workloads["priority"].to_list(), strict=True)}
+
+
+def _max(col: pl.Series, default: float) -> float:
+    """The largest value of a numeric column as a float; ``default`` when it is empty, all null or 0."""
+    top = col.max()
+    return float(top) if isinstance(top, int | float) and top else default
 
 
 # -- entry point -----------------------------------------------------------------------------------
@@ -113,20 +122,22 @@ def _own_best(workloads: pl.DataFrame, cands: pl.DataFrame) -> dict[int, list[tu
     single = workloads.filter(pl.col("spread") <= 1)
     best = (idx.group_by("wid").agg(pl.col("row").get(pl.col("cost").arg_min()))
             .join(single.select("wid", "replicas"), on="wid"))
-    legs: dict[int, list[tuple[int, int]]] = {w: [(int(r), int(n))] for w, r, n in
-                                               zip(best["wid"].to_list(), best["row"].to_list(), best["replicas"].to_list())}
+    legs: dict[int, list[tuple[int, int]]] = {
+        w: [(int(r), int(n))]
+        for w, r, n in zip(best["wid"].to_list(), best["row"].to_list(), best["replicas"].to_list(), strict=True)
+    }
     if spread.height:
         per = (idx.filter(pl.col("wid").is_in(spread["wid"].to_list())).sort("cost", "row")
                .group_by("wid", "provider", maintain_order=True).first())
         by_w: dict[int, list[tuple[float, int]]] = defaultdict(list)
-        for w, r, c in zip(per["wid"].to_list(), per["row"].to_list(), per["cost"].to_list()):
+        for w, r, c in zip(per["wid"].to_list(), per["row"].to_list(), per["cost"].to_list(), strict=True):
             by_w[w].append((c, r))
         for w, n, k in spread.select("wid", "replicas", "spread").iter_rows():
             opts = sorted(by_w.get(w, []))
             if len(opts) < k:
                 continue
             chosen = [r for _, r in opts[:k]]
-            counts = {r: 1 for r in chosen}
+            counts = dict.fromkeys(chosen, 1)
             counts[chosen[0]] += n - k  # the rest on the cheapest
             legs[w] = list(counts.items())
     return legs
@@ -154,7 +165,7 @@ def _prune(workloads: pl.DataFrame, cands: pl.DataFrame, resources: Sequence[Res
     for i, res in enumerate(resources):
         if res.kind == "budget":
             continue
-        for r, u in zip(res.rows.tolist(), res.use.tolist()):
+        for r, u in zip(res.rows.tolist(), res.use.tolist(), strict=True):
             keys[r] += f"{i}:{u:.9g},"
     spread = set(workloads.filter(pl.col("spread") > 1)["wid"].to_list())
     df = cands.select("wid", "cost", "provider").with_row_index("row").with_columns(pl.Series("key", keys))
@@ -172,50 +183,68 @@ def _milp(workloads: pl.DataFrame, cands: pl.DataFrame, resources: Sequence[Reso
     sub = cands[keep]
     wids = workloads["wid"].to_list()
     wpos = {w: i for i, w in enumerate(wids)}
-    reps = dict(zip(wids, workloads["replicas"].to_list()))
-    spreads = dict(zip(wids, workloads["spread"].to_list()))
+    reps = dict(zip(wids, workloads["replicas"].to_list(), strict=True))
+    spreads = dict(zip(wids, workloads["spread"].to_list(), strict=True))
     cw = sub["wid"].to_list()
     mult = np.array([1.0 if spreads[w] > 1 else float(reps[w]) for w in cw])
     n, m = keep.size, len(wids)
     # spread pairs (workload, provider) get a binary "used" variable u
-    pairs = sorted({(w, p) for w, p in zip(cw, sub["provider"].to_list()) if spreads[w] > 1})
+    pairs = sorted({(w, p) for w, p in zip(cw, sub["provider"].to_list(), strict=True) if spreads[w] > 1})
     ppos = {wp: n + m + i for i, wp in enumerate(pairs)}
     nv = n + m + len(pairs)
     c = np.concatenate([sub["cost"].to_numpy() * mult, [pen[w] for w in wids], np.zeros(len(pairs))])
     integrality = np.ones(nv)
-    upper = np.concatenate([[1.0 if spreads[w] <= 1 else float(reps[w]) for w in cw], np.ones(m), np.ones(len(pairs))])
+    upper = np.concatenate([[1.0 if spreads[w] <= 1 else float(reps[w]) for w in cw],
+                            np.ones(m), np.ones(len(pairs))])
     rows, cols, vals, lo, hi = [], [], [], [], []
     # each workload: placed once (or its replicas spread), else unplaced
     for j, w in enumerate(cw):
-        rows.append(wpos[w]); cols.append(j); vals.append(1.0)
+        rows.append(wpos[w])
+        cols.append(j)
+        vals.append(1.0)
     for i, w in enumerate(wids):
         full = float(reps[w]) if spreads[w] > 1 else 1.0
-        rows.append(i); cols.append(n + i); vals.append(full)
-        lo.append(full); hi.append(full)
+        rows.append(i)
+        cols.append(n + i)
+        vals.append(full)
+        lo.append(full)
+        hi.append(full)
     k = m
     for res in resources:
         sel = pos[res.rows]
         ok = sel >= 0
         if not ok.any():
             continue
-        for j, u in zip(sel[ok].tolist(), res.use[ok].tolist()):
-            rows.append(k); cols.append(j); vals.append(u * mult[j])
-        lo.append(-np.inf); hi.append(res.limit)
+        for j, u in zip(sel[ok].tolist(), res.use[ok].tolist(), strict=True):
+            rows.append(k)
+            cols.append(j)
+            vals.append(u * mult[j])
+        lo.append(-np.inf)
+        hi.append(res.limit)
         k += 1
     if pairs:
-        for j, (w, p) in enumerate(zip(cw, sub["provider"].to_list())):
+        for j, (w, p) in enumerate(zip(cw, sub["provider"].to_list(), strict=True)):
             if spreads[w] > 1:
                 rows.append(k + ppos[(w, p)] - n - m)
-                cols.append(j); vals.append(-1.0)
+                cols.append(j)
+                vals.append(-1.0)
         for i, wp in enumerate(pairs):
-            rows.append(k + i); cols.append(ppos[wp]); vals.append(1.0)
-            lo.append(-np.inf); hi.append(0.0)
+            rows.append(k + i)
+            cols.append(ppos[wp])
+            vals.append(1.0)
+            lo.append(-np.inf)
+            hi.append(0.0)
         k += len(pairs)
         for w in sorted({w for w, _ in pairs}):
             for wp in (x for x in pairs if x[0] == w):
-                rows.append(k); cols.append(ppos[wp]); vals.append(1.0)
-            rows.append(k); cols.append(n + wpos[w]); vals.append(float(spreads[w]))
-            lo.append(float(spreads[w])); hi.append(np.inf)
+                rows.append(k)
+                cols.append(ppos[wp])
+                vals.append(1.0)
+            rows.append(k)
+            cols.append(n + wpos[w])
+            vals.append(float(spreads[w]))
+            lo.append(float(spreads[w]))
+            hi.append(np.inf)
             k += 1
     a = coo_array((vals, (rows, cols)), shape=(k, nv)).tocsr()
     res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(nv), upper),
@@ -226,7 +255,7 @@ def _milp(workloads: pl.DataFrame, cands: pl.DataFrame, resources: Sequence[Reso
         return None
     x = np.round(res.x[:n]).astype(int)
     legs: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for j in np.flatnonzero(x > 0):
+    for j in np.flatnonzero(x > 0).tolist():
         w = cw[j]
         legs[w].append((int(keep[j]), int(reps[w]) if spreads[w] <= 1 else int(x[j])))
     status = {0: "optimal", 1: "time limit reached"}.get(res.status, res.message)
@@ -241,7 +270,7 @@ def _greedy_legs(workloads: pl.DataFrame, cands: pl.DataFrame,
     left = np.array([r.limit for r in resources])
     touch: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for i, res in enumerate(resources):
-        for r, u in zip(res.rows.tolist(), res.use.tolist()):
+        for r, u in zip(res.rows.tolist(), res.use.tolist(), strict=True):
             touch[r].append((i, u))
     idx = cands.with_row_index("row").select("row", "wid", "cost", "provider").sort("cost", "row")
     by_w: dict[int, list[tuple[int, float, str]]] = defaultdict(list)
@@ -273,7 +302,9 @@ def _greedy_legs(workloads: pl.DataFrame, cands: pl.DataFrame,
     return legs
 
 
-def _spread_plan(opts: list[tuple[int, float, str]], n: int, s: int, fits, take, touch, left) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+def _spread_plan(opts: list[tuple[int, float, str]], n: int, s: int, fits: Callable[[int, int], bool],
+                 take: Callable[[int, int], None], touch: dict[int, list[tuple[int, float]]],
+                 left: np.ndarray) -> list[tuple[int, int]]:
     saved = left.copy()
     counts: dict[int, int] = defaultdict(int)
     used: set[str] = set()
@@ -288,12 +319,12 @@ def _spread_plan(opts: list[tuple[int, float, str]], n: int, s: int, fits, take,
         left[:] = saved
         return []
     for _ in range(n - s):  # the rest, one by one, on the cheapest that fits
-        r = next((r for r, _, _ in opts if fits(r, 1)), None)
-        if r is None:
+        row = next((r for r, _, _ in opts if fits(r, 1)), None)
+        if row is None:
             left[:] = saved
             return []
-        take(r, 1)
-        counts[r] += 1
+        take(row, 1)
+        counts[row] += 1
     return list(counts.items())
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from finops.placements import Decision, placed
 from finops.workloads import WorkloadSpec
 from placement import candidates as cand_mod
 from placement import costing, explain, optimizer
@@ -32,10 +33,16 @@ class Limits:
 
 @dataclass
 class Plan:
-    decisions: list[dict[str, Any]]
+    """The decisions (one per workload, in queue order), the optimizer's result, the number of
+    candidates it saw and the seconds each stage took; when it was planned and the observation times of
+    the prices it could use (oldest, newest), so a plan always says how old its prices were."""
+
+    decisions: list[Decision]
     result: optimizer.Result
     candidates: int
     seconds: dict[str, float]
+    now: datetime | None = None
+    offers_observed: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,11 +63,12 @@ def problem(specs: Sequence[tuple[int, WorkloadSpec]], offers: pl.DataFrame, lim
             egress: costing.EgressRates | None = None) -> Problem:
     """Candidates, costs and limits for ``specs`` (id, spec) on ``offers`` (from
     :func:`placement.candidates.prepare_offers`)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     sf = cand_mod.spec_frame(specs, now)
     rates = costing.egress_table(sf, offers, egress or costing.EgressRates())
     pooled = (offers.filter(pl.col("market") == "on_demand")
-              .join(limits.pools.select("provider", "region", "instance_type"), on=["provider", "region", "instance_type"])
+              .join(limits.pools.select("provider", "region", "instance_type"),
+                    on=["provider", "region", "instance_type"])
               ["oid"].to_list())
     cands = costing.cost(cand_mod.candidates(sf, offers, pooled), rates, restart_hours=restart_hours).collect()
     cands = costing.with_commitments(cands, limits.pools, offers)
@@ -89,8 +97,10 @@ def plan(specs: Sequence[tuple[int, WorkloadSpec]], offers: pl.DataFrame, limits
     t2 = time.perf_counter()
     decisions = explain.explain(pb.specs, pb.candidates, result, home or {}, pb.reasons, pb.offers)
     t3 = time.perf_counter()
+    seen = offers["observed_at"].drop_nulls() if "observed_at" in offers.columns else pl.Series([])
     return Plan(decisions, result, pb.candidates.height,
-                {"candidates": t1 - t0, "optimize": t2 - t1, "explain": t3 - t2})
+                {"candidates": t1 - t0, "optimize": t2 - t1, "explain": t3 - t2}, now or datetime.now(UTC),
+                (seen.min(), seen.max()) if seen.len() else None)  # type: ignore[arg-type]
 
 
 def _early_reasons(sf: pl.DataFrame, cands: pl.DataFrame, offers: pl.DataFrame) -> dict[int, str]:
@@ -118,7 +128,7 @@ def _early_reasons(sf: pl.DataFrame, cands: pl.DataFrame, offers: pl.DataFrame) 
 
 def build_resources(cands: pl.DataFrame, sf: pl.DataFrame, limits: Limits) -> list[optimizer.Resource]:
     """The shared limits as optimizer resources over the rows of ``cands``."""
-    out = []
+    out: list[optimizer.Resource] = []
     if cands.is_empty():
         return out
     acc = cands["accelerator_name"].fill_null(cand_mod.CPU)
@@ -136,7 +146,7 @@ def build_resources(cands: pl.DataFrame, sf: pl.DataFrame, limits: Limits) -> li
             out.append(optimizer.resource(f"team {team}", "budget", left, mask, cost))
     hours = cands["expected_hours"].to_numpy()
     pools = cands["pool"]
-    for pool, left in zip(limits.pools["pool"].to_list(), limits.pools["hours"].to_list()):
+    for pool, left in zip(limits.pools["pool"].to_list(), limits.pools["hours"].to_list(), strict=True):
         mask = (pools == pool).fill_null(False).to_numpy()
         if mask.any():
             out.append(optimizer.resource(f"commitment {pool}", "commitment", left, mask, hours))
@@ -153,10 +163,25 @@ def _match(col: pl.Series, pattern: str) -> np.ndarray:
 
 
 def summary(p: Plan) -> dict[str, Any]:
-    placed = [d for d in p.decisions if d["placed"]]
-    savings = [d["saving"] for d in placed if d.get("saving") is not None]
-    return {"workloads": len(p.decisions), "placed": len(placed), "unplaced": len(p.decisions) - len(placed),
-            "expected_cost": float(np.sum([d["expected_cost"] for d in placed])) if placed else 0.0,
+    """Counts, expected cost and saving of the placed workloads, and how the optimizer did."""
+    done = placed(p.decisions)
+    savings = [d.saving for d in done if d.saving is not None]
+    return {"workloads": len(p.decisions), "placed": len(done), "unplaced": len(p.decisions) - len(done),
+            "expected_cost": float(np.sum([d.expected_cost for d in done])) if done else 0.0,
             "saving_vs_home_on_demand": float(np.sum(savings)) if savings else 0.0,
             "method": p.result.method, "status": p.result.status, "gap": p.result.gap,
-            "candidates": p.candidates, "seconds": {k: round(v, 4) for k, v in p.seconds.items()}}
+            "candidates": p.candidates, "seconds": {k: round(v, 4) for k, v in p.seconds.items()},
+            **price_age(p)}
+
+
+def price_age(p: Plan) -> dict[str, Any]:
+    """How old the prices were: ``prices_observed`` (oldest and newest observation, ISO 8601) and
+    ``price_age_hours`` (hours from the oldest to planning) over the prices of the placed legs, or over
+    every offer the plan could use when nothing was placed; None for both without any price."""
+    used = [leg.observed_at for d in placed(p.decisions) for leg in d.legs if leg.observed_at is not None]
+    span = (min(used), max(used)) if used else p.offers_observed
+    if span is None:
+        return {"prices_observed": None, "price_age_hours": None}
+    now = p.now or datetime.now(UTC)
+    return {"prices_observed": [t.isoformat() for t in span],
+            "price_age_hours": round((now - span[0]).total_seconds() / 3600, 1)}

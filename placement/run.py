@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -13,8 +14,9 @@ import polars as pl
 from finops import offers as offers_mod
 from finops.config import Config
 from finops.exprs import recode
-from finops.periods import month_bounds, month_hours_left
 from finops.ledger import Ledger
+from finops.periods import month_bounds, month_hours_left
+from finops.placements import Unplaced
 from placement import candidates, costing
 from placement.plan import Limits, Plan, plan
 
@@ -42,8 +44,8 @@ def team_spend(billing: pl.LazyFrame, cfg: Config, now: datetime) -> dict[str, f
     agg = (billing.filter((pl.col("ChargePeriodStart") >= start) & (pl.col("ChargePeriodStart") < now))
            .group_by(keep).agg(pl.col("EffectiveCost").sum().cast(pl.Float64).alias("cost")).collect())
     rates = {c: usd_per(c, cfg, "billing data in") for c in agg["BillingCurrency"].unique().drop_nulls()}
-    agg = agg.lazy().with_columns(pl.col("cost") * recode(pl.col("BillingCurrency"), rates, 1.0, pl.Float64))
-    owned = resolve(agg, rules).group_by("owner").agg(pl.col("cost").sum()).collect()
+    usd = agg.lazy().with_columns(pl.col("cost") * recode(pl.col("BillingCurrency"), rates, 1.0, pl.Float64))
+    owned = resolve(usd, rules).group_by("owner").agg(pl.col("cost").sum()).collect()
     return {o: c for o, c in owned.iter_rows() if o is not None}
 
 
@@ -55,7 +57,8 @@ def unused_commitments(billing: pl.LazyFrame, offers: pl.DataFrame, now: datetim
     cols = billing.collect_schema().names()
     if "CommitmentDiscountStatus" not in cols:
         return empty
-    rows = (billing.filter((pl.col("CommitmentDiscountStatus") == "Unused") & (pl.col("CommitmentDiscountUnit") == "Hours")
+    rows = (billing.filter((pl.col("CommitmentDiscountStatus") == "Unused")
+                           & (pl.col("CommitmentDiscountUnit") == "Hours")
                            & pl.col("RegionId").is_not_null())
             .sort("ChargePeriodStart").group_by("CommitmentDiscountId").last()
             .select("CommitmentDiscountId", "CommitmentDiscountName", "ProviderName", "RegionId",
@@ -73,7 +76,8 @@ def unused_commitments(billing: pl.LazyFrame, offers: pl.DataFrame, now: datetim
         hours = max((end - start).total_seconds() / 3600, 1.0)
         names = types.filter((pl.col("provider") == p) & (pl.col("region") == region))["instance_type"].to_list()
         text = f"{name} {cid}".lower()
-        hits = sorted((t for t in names if re.search(rf"(?<![a-z0-9.]){re.escape(t.lower())}(?![a-z0-9.])", text)), key=len)
+        hits = sorted((t for t in names if re.search(rf"(?<![a-z0-9.]){re.escape(t.lower())}(?![a-z0-9.])", text)),
+                      key=len)
         if hits and qty and qty > 0:
             out.append({"pool": cid, "provider": p, "region": region, "instance_type": hits[-1],
                         "hours": qty / hours * left})
@@ -85,13 +89,15 @@ def gather(cfg: Config, store: Any, ledger: Ledger, now: datetime) -> tuple[pl.D
     pc = cfg.placement
     lf = offers_mod.latest_offers(store, now=now, max_age=timedelta(hours=cfg.prices.max_age_hours),
                                   rates=cfg.prices.rates)
+    # spot is costed at no less than its recent level (a dip is not banked), from the price history
+    lf = offers_mod.spot_risk(lf, offers_mod.spot_history(store, now=now, rates=cfg.prices.rates), now=now)
     offers = candidates.prepare_offers(lf, blocked=pc.blocked, stale=pc.stale)
     billing = store.scan("billing", {"billing_period": month_bounds(now)[0].strftime("%Y-%m")})
     spend = team_spend(billing, cfg, now)
     holding = ledger.holding(since=month_bounds(now)[0])
     committed: dict[str, float] = {}
     for h in holding:
-        committed[h["team"]] = committed.get(h["team"], 0.0) + float(h["expected_cost"] or 0)
+        committed[h.team] = committed.get(h.team, 0.0) + h.expected_cost
     budgets = {t.name: float(t.monthly_budget) * usd_per(t.currency, cfg, f"team {t.name}'s budget is in")
                - spend.get(t.name, 0.0) - committed.get(t.name, 0.0)
                for t in cfg.teams if t.monthly_budget is not None}
@@ -100,10 +106,10 @@ def gather(cfg: Config, store: Any, ledger: Ledger, now: datetime) -> tuple[pl.D
     for lim in pc.capacity:
         used = 0.0
         for h in held:
-            for leg in h["legs"] or []:
-                if all(pat == "*" or pat == val for pat, val in ((lim.provider, leg["provider"]), (lim.region, leg["region"]),
-                                                                   (lim.accelerator, leg["accelerator_name"]))):
-                    used += float(leg["accelerator_count"] or 0) * int(leg["replicas"])
+            for leg in h.legs:
+                if all(pat in ("*", val) for pat, val in ((lim.provider, leg.provider), (lim.region, leg.region),
+                                                          (lim.accelerator, leg.accelerator_name))):
+                    used += leg.accelerators
         capacity.append((lim.provider, lim.region, lim.accelerator, max(lim.limit - used, 0.0)))
     pools = unused_commitments(billing, offers, now)
     return offers, Limits(capacity, budgets, pools)
@@ -128,7 +134,7 @@ def egress_rates(cfg: Config) -> costing.EgressRates:
 def place(cfg: Config, store: Any, ledger: Ledger, *, dry_run: bool = False, now: datetime | None = None,
           force_milp: bool = False, home: dict[str, str | None] | None = None) -> tuple[str, Plan]:
     """Plan every queued workload and, unless ``dry_run``, record the decisions (one transaction)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     queued = ledger.list(["queued"])
     offers, limits = gather(cfg, store, ledger, now)
     home = {**(home or {}), **{t.name: t.home_provider for t in cfg.teams if t.home_provider}}
@@ -138,9 +144,9 @@ def place(cfg: Config, store: Any, ledger: Ledger, *, dry_run: bool = False, now
              force_milp=force_milp)
     stale = _stale_note(cfg, store, now)
     if stale:
-        for d in p.decisions:
-            if not d["placed"] and str(d["reason"]).startswith("no offer fits"):
-                d["reason"] += stale
+        p.decisions = [replace(d, reason=d.reason + stale)
+                       if isinstance(d, Unplaced) and d.reason.startswith("no offer fits") else d
+                       for d in p.decisions]
     run_id = uuid.uuid4().hex[:12]
     if not dry_run and p.decisions:
         ledger.record(run_id, p.decisions)
@@ -151,13 +157,13 @@ def demo(cfg: Config, store: Any, *, n: int = 200, seed: int = 0, teams: int = 6
          now: datetime | None = None) -> tuple[str, Plan]:
     """``make demo``: queue ``n`` generated workloads for the generated organisation's teams and place
     them. The demo's prices are the shipped catalog snapshot, so stale prices are used (and said so)."""
-    from finops.generate import make_org
+    from finops.generate import PROVIDER_KEYS, make_org
     from finops.generate.workloads import workloads
 
     ledger = Ledger(cfg.ledger_url())
     org = make_org(teams, seed)
     names = [t.name for t in org.teams]
-    homes: dict[str, str | None] = {t.name: ("aws", "gcp", "azure")[max(range(3), key=lambda i: t.provider_pref[i])]
+    homes: dict[str, str | None] = {t.name: PROVIDER_KEYS[max(range(3), key=lambda i: t.provider_pref[i])]
                                     for t in org.teams}  # the cloud each generated team uses most
     earlier = [w.id for w in ledger.list(["queued", "placed"]) if w.source == "demo"]
     if earlier:  # a demo run again re-plans its own workloads rather than piling up copies

@@ -125,7 +125,7 @@ def ensure_validator_venv() -> Path | None:
     Raises ValidatorError when the install itself fails (e.g. no package registry).
     """
     proc = subprocess.run(
-        ["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=1800
+        ["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=1800, check=False
     )
     if proc.returncode == NO_PYTHON_EXIT:
         return None
@@ -294,7 +294,8 @@ def run_focus_validator(
         start = time.monotonic()
         try:
             proc = subprocess.run(
-                cmd, cwd=site, env=env, capture_output=True, text=True, encoding="utf-8", timeout=timeout
+                cmd, cwd=site, env=env, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
+                check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise ValidatorError(f"focus-validator timed out after {timeout}s on {data_path}") from exc
@@ -307,7 +308,8 @@ def run_focus_validator(
         m["id"]: m["status"] for line in proc.stdout.splitlines() if (m := _STATUS_RE.match(line))
     }
     counts_m = re.search(r"Total: (\d+) \| Pass: (\d+) \| Fail: (\d+) \| Skipped: (\d+)", proc.stdout)
-    counts = dict(zip(("total", "pass", "fail", "skipped"), map(int, counts_m.groups()))) if counts_m else {}
+    names = ("total", "pass", "fail", "skipped")
+    counts = dict(zip(names, map(int, counts_m.groups()), strict=True)) if counts_m else {}
     blocking = _blocking(statuses, _parents(model_json(venv)), ignore)
     return ValidatorResult(
         passed=not blocking,

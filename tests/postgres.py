@@ -47,6 +47,6 @@ def server() -> Iterator[str]:
     finally:
         if (data / "postmaster.pid").exists():
             subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True)
+                           capture_output=True, check=False)
             time.sleep(0.1)
         shutil.rmtree(root, ignore_errors=True)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finops import allocation as A
+from finops import allocation as alloc
 from finops import config, focus
 
 TEAMS = ["ml-research", "vision", "nlp"]
@@ -71,10 +71,10 @@ def reference(row: dict[str, Any], cfg: config.Config) -> tuple[str | None, str 
         return owner, None
     credit = row["ChargeCategory"] in ("Credit", "Adjustment")
     if credit and a.credits == "proportional":
-        return None, A.CREDITS_POOL
+        return None, alloc.CREDITS_POOL
     if not credit and a.untagged != "unallocated":
-        return None, A.UNTAGGED_POOL
-    return A.UNALLOCATED, None
+        return None, alloc.UNTAGGED_POOL
+    return alloc.UNALLOCATED, None
 
 
 # -- strategies -----------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ def rule_sets(draw: st.DrawFn) -> config.Config:
         split = draw(st.sampled_from(["even", "proportional", "fixed"]))
         pools.append({**spec, "split": split, **({"percentages": draw(percentages())} if split == "fixed" else {})})
     patterns = [{"pattern": r"^(?P<team>[a-z]+)-res"}] if draw(st.booleans()) else []
-    account_teams = draw(st.dictionaries(st.sampled_from(ACCOUNTS[:3]), st.sampled_from(TEAMS + ["Vision"]),
+    account_teams = draw(st.dictionaries(st.sampled_from(ACCOUNTS[:3]), st.sampled_from([*TEAMS, "Vision"]),
                                          max_size=3))
     return config.parse({
         "teams": [{"name": "ml-research", "aliases": ["research"]}, {"name": "vision"}, {"name": "nlp"}],
@@ -140,8 +140,8 @@ def _exact_direct(df: pl.DataFrame, cfg: config.Config) -> dict[str, Fraction]:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rule_sets(), bills())
 def test_every_row_gets_exactly_one_owner_or_pool_as_the_rules_say(cfg: config.Config, df: pl.DataFrame) -> None:
-    rules = A.rules_from_config(cfg)
-    res = A.resolve(df.lazy().with_row_index("i"), rules).collect().sort("i")
+    rules = alloc.rules_from_config(cfg)
+    res = alloc.resolve(df.lazy().with_row_index("i"), rules).collect().sort("i")
     assert res.height == df.height
     assert (res["owner"].is_null() ^ res["pool"].is_null()).all()
     expected = [reference(r, cfg) for r in df.iter_rows(named=True)]
@@ -151,15 +151,15 @@ def test_every_row_gets_exactly_one_owner_or_pool_as_the_rules_say(cfg: config.C
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rule_sets(), bills())
 def test_money_is_conserved_to_the_cent_per_provider_and_overall(cfg: config.Config, df: pl.DataFrame) -> None:
-    rules = A.rules_from_config(cfg)
-    ap = A.apportion(A.resolve(df.lazy(), rules), rules).collect()
+    rules = alloc.rules_from_config(cfg)
+    ap = alloc.apportion(alloc.resolve(df.lazy(), rules), rules).collect()
     for prov, part in df.group_by("ProviderName"):
         exact = sum(part["cost"].to_list(), Decimal(0))
         got = ap.filter(pl.col("provider") == prov[0])["cents"].sum()
         assert got == int((exact * 100).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
     assert set(ap["provider"]) <= set(df["ProviderName"])
     # each team's direct share is its exact direct cost to within one cent
-    direct = ap.filter(pl.col("component") == A.DIRECT).group_by("provider", "recipient").agg(pl.col("cents").sum())
+    direct = ap.filter(pl.col("component") == alloc.DIRECT).group_by("provider", "recipient").agg(pl.col("cents").sum())
     for prov, part in df.group_by("ProviderName"):
         exact = _exact_direct(part, cfg)
         for owner, value in exact.items():
@@ -171,15 +171,15 @@ def test_money_is_conserved_to_the_cent_per_provider_and_overall(cfg: config.Con
 @given(rule_sets(), bills(negative=False))
 def test_shares_are_non_negative_where_costs_are_and_splits_follow_their_rule(cfg: config.Config,
                                                                                df: pl.DataFrame) -> None:
-    rules = A.rules_from_config(cfg)
-    ap = A.apportion(A.resolve(df.lazy(), rules), rules).collect()
+    rules = alloc.rules_from_config(cfg)
+    ap = alloc.apportion(alloc.resolve(df.lazy(), rules), rules).collect()
     assert (ap["cents"] >= 0).all()
     direct = _exact_direct(df, cfg)
     pools = {p.name: p for p in cfg.allocation.shared}
-    for (prov, comp), part in ap.filter(pl.col("component") != A.DIRECT).group_by("provider", "component"):
+    for (_prov, comp), part in ap.filter(pl.col("component") != alloc.DIRECT).group_by("provider", "component"):
         shares = dict(zip(part["recipient"], part["cents"], strict=True))
         total = sum(shares.values())
-        split = pools[comp].split if comp in pools else ("proportional" if comp == A.CREDITS_POOL
+        split = pools[comp].split if comp in pools else ("proportional" if comp == alloc.CREDITS_POOL
                                                          else cfg.allocation.untagged)
         if split == "fixed":
             for team, pct in pools[comp].percentages.items():
@@ -187,7 +187,7 @@ def test_shares_are_non_negative_where_costs_are_and_splits_follow_their_rule(cf
                     assert abs(shares[team] - Fraction(total) * Fraction(pct) / 100) <= 1
         elif split == "even":
             assert max(shares.values()) - min(shares.values()) <= 1
-        elif A.UNALLOCATED not in shares:
+        elif alloc.UNALLOCATED not in shares:
             weights = {t: direct[t] for t in shares}
             if sum(weights.values()) <= 0:  # no recipient has direct spend: the pool splits evenly
                 assert max(shares.values()) - min(shares.values()) <= 1
@@ -198,15 +198,15 @@ def test_shares_are_non_negative_where_costs_are_and_splits_follow_their_rule(cf
 
 @given(st.integers(-10**9, 10**9), st.lists(st.fractions(-10**6, 10**6), min_size=1, max_size=12))
 def test_largest_remainder_hits_any_target(target: int, amounts: list[Fraction]) -> None:
-    got = A.largest_remainder(target, {f"k{i}": a for i, a in enumerate(amounts)})
+    got = alloc.largest_remainder(target, {f"k{i}": a for i, a in enumerate(amounts)})
     assert sum(got.values()) == target
 
 
 # -- examples -------------------------------------------------------------------------------------
 def test_case_folding_and_aliases() -> None:
     cfg = config.parse({"teams": [{"name": "ml-research", "aliases": ["research"]}, {"name": "vision"}]})
-    rules = A.rules_from_config(cfg)
-    assert A.resolve_values(["ML-Research", "ml_research", " ML Research ", "Research", "vision", "growth", ""],
+    rules = alloc.rules_from_config(cfg)
+    assert alloc.resolve_values(["ML-Research", "ml_research", " ML Research ", "Research", "vision", "growth", ""],
                             rules) == ["ml-research"] * 4 + ["vision", None, None]
 
 
@@ -220,8 +220,8 @@ def test_even_and_fixed_splits_to_the_cent() -> None:
                         "ServiceCategory": "Other", "ChargeCategory": "Usage", "ResourceName": None,
                         "Tags": focus.dumps_tags({"team": t} if t else None), "cost": Decimal(c)}
                        for t, s, c in rows], schema=SCHEMA)
-    rules = A.rules_from_config(cfg)
-    ap = A.apportion(A.resolve(df.lazy(), rules), rules).collect()
+    rules = alloc.rules_from_config(cfg)
+    ap = alloc.apportion(alloc.resolve(df.lazy(), rules), rules).collect()
     got = {(r["component"], r["recipient"]): r["cents"] for r in ap.iter_rows(named=True)}
     assert sorted(v for (c, _), v in got.items() if c == "support") == [3333, 3333, 3334]
     assert {k[1]: v for k, v in got.items() if k[0] == "net"} == {"a": 4, "b": 2, "c": 1}  # 3.5, 2.1, 1.4
@@ -236,8 +236,8 @@ def test_patterns_capture_the_team_from_names() -> None:
                         "ServiceCategory": "Compute", "ChargeCategory": "Usage", "ResourceName": rn, "Tags": None,
                         "cost": Decimal(1)} for san, rn in (("vision-prod", "x"), ("Platform", "gpu-1"),
                                                              ("Platform", "cpu-1"))], schema=SCHEMA)
-    res = A.resolve(df.lazy(), A.rules_from_config(cfg)).collect()
-    assert res["owner"].to_list() == ["vision", "ml-research", A.UNALLOCATED]
+    res = alloc.resolve(df.lazy(), alloc.rules_from_config(cfg)).collect()
+    assert res["owner"].to_list() == ["vision", "ml-research", alloc.UNALLOCATED]
 
 
 def test_percentages_not_summing_to_100_name_the_key() -> None:
@@ -248,12 +248,12 @@ def test_percentages_not_summing_to_100_name_the_key() -> None:
 
 
 def test_a_tag_key_that_never_occurs_is_reported_with_the_keys_that_do() -> None:
-    rules = A.rules_from_config(config.parse({"allocation": {"team_tags": ["cost-center", "team"]}}))
+    rules = alloc.rules_from_config(config.parse({"allocation": {"team_tags": ["cost-center", "team"]}}))
     tags = pl.LazyFrame({"Tags": ['{"team":"a","env":"prod"}', None, '{"project":"p"}']})
-    msg = A.missing_tag_keys(rules, A.tag_keys(tags))
+    msg = alloc.missing_tag_keys(rules, alloc.tag_keys(tags))
     assert msg is not None and "cost-center" in msg and "env, project, team" in msg
-    assert A.missing_tag_keys(A.rules_from_config(config.parse({"allocation": {"team_tags": ["team"]}})),
-                              A.tag_keys(tags)) is None
+    assert alloc.missing_tag_keys(alloc.rules_from_config(config.parse({"allocation": {"team_tags": ["team"]}})),
+                              alloc.tag_keys(tags)) is None
 
 
 def test_secrets_stay_out_but_environment_variable_names_are_allowed() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from finops import offers
 from finops.store import Store
 from tests.conftest import SAMPLE_10, SAMPLE_12
 
@@ -19,7 +20,8 @@ FINOPS = [str(Path(sys.executable).with_name("finops"))]
 
 def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "FINOPS_CONFIG"} | {"COLUMNS": "200"}
-    proc = subprocess.run(FINOPS + list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(FINOPS + list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=300,
+                          check=False)  # checked below, with the output in the message
     if check and proc.returncode != 0:
         raise AssertionError(f"finops {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -155,7 +157,8 @@ def test_collect_prices_from_the_three_clouds_price_apis(tmp_path: Path) -> None
             '[prices.interruption]\naws = { p4d = 0.5 }\n'
             '[providers.aws]\nregions = ["us-east-1"]\n[providers.gcp]\nregions = ["us-central1"]\n'
             '[providers.azure]\nregions = ["eastus"]\n')
-        env_aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        env_aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1"}
         res = run_env(tmp_path, env_aws, "collect", "prices", "--json")
         collected = {r["provider"]: r for r in json.loads(res.stdout)["collected"]}
         assert set(collected) == {"aws", "gcp", "azure"}
@@ -164,7 +167,7 @@ def test_collect_prices_from_the_three_clouds_price_apis(tmp_path: Path) -> None
                                "--limit", "100").stdout)
         assert {r["provider"] for r in shown} == {"aws", "gcp", "azure"}
         p4d = [r for r in shown if r["instance_type"] == "p4d.24xlarge"]
-        assert p4d and all(r["interruption_rate"] == pytest.approx(0.5 / 730) for r in p4d)  # config override
+        assert p4d and all(r["interruption_rate"] == pytest.approx(offers.hazard(0.5)) for r in p4d)  # config override
         before = json.loads(run(tmp_path, "store", "info", "--dataset", "prices", "--json").stdout)["partitions"]
         az.fail(page=1, status=503, times=None)
         failed = run_env(tmp_path, env_aws, "collect", "prices", "--provider", "azure", check=False)
@@ -174,8 +177,10 @@ def test_collect_prices_from_the_three_clouds_price_apis(tmp_path: Path) -> None
 
 
 def run_env(cwd: Path, extra: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("FINOPS_CONFIG", "AWS_PROFILE")} | {"COLUMNS": "200"} | extra
-    proc = subprocess.run(FINOPS + list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+    inherited = {k: v for k, v in os.environ.items() if k not in ("FINOPS_CONFIG", "AWS_PROFILE")}
+    env = inherited | {"COLUMNS": "200"} | extra
+    proc = subprocess.run(FINOPS + list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=300,
+                          check=False)  # checked below, with the output in the message
     if check and proc.returncode != 0:
         raise AssertionError(f"finops {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -108,8 +108,8 @@ def test_unreachable_smtp_server_is_named(cb: reports.Chargeback) -> None:
 
 
 class Hook(QuietHandler):
-    statuses: list[int] = []
-    bodies: list[dict[str, Any]] = []
+    statuses: ClassVar[list[int]] = []
+    bodies: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.body()

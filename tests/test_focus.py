@@ -94,7 +94,8 @@ def test_strict_conform_fails_on_an_unparseable_amount_and_bad_values_finds_it()
     with pytest.raises(pl.exceptions.PolarsError):
         focus.conform(frame.lazy()).collect()
     bad = focus.bad_values(frame.lazy())
-    assert [(b.column, b.row, b.value) for b in bad] == [("ChargePeriodEnd", 7, "yesterday"), ("BilledCost", 41, "12,5")]
+    assert [(b.column, b.row, b.value) for b in bad] == [("ChargePeriodEnd", 7, "yesterday"),
+                                                         ("BilledCost", 41, "12,5")]
 
 
 def test_exponent_amounts_parse() -> None:
@@ -112,8 +113,10 @@ def test_validate_reports_each_rule() -> None:
     df = focus.conform(raw(SAMPLE_12)).collect()
     broken = df.with_columns(
         pl.when(pl.int_range(pl.len()) < 2).then(None).otherwise(pl.col("BillingAccountId")).alias("BillingAccountId"),
-        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("Refund")).otherwise(pl.col("ChargeCategory")).alias("ChargeCategory"),
-        pl.when(pl.int_range(pl.len()) == 4).then(pl.lit("US$")).otherwise(pl.col("BillingCurrency")).alias("BillingCurrency"),
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("Refund")).otherwise(pl.col("ChargeCategory"))
+        .alias("ChargeCategory"),
+        pl.when(pl.int_range(pl.len()) == 4).then(pl.lit("US$")).otherwise(pl.col("BillingCurrency"))
+        .alias("BillingCurrency"),
         pl.when(pl.int_range(pl.len()) == 5).then(pl.col("ChargePeriodEnd")).otherwise(pl.col("ChargePeriodStart"))
         .alias("ChargePeriodStart"),
     )

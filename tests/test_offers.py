@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from finops import offers
 from finops.store import Store
 
-T0 = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("name, memory, expected", [
@@ -36,12 +37,21 @@ def test_requests_mean_families_and_tpu_slices_count_chips() -> None:
 
 def test_interruption_rates_are_per_hour_and_configurable() -> None:
     assert offers.interruption_rate("aws", "p4d.24xlarge", "on_demand") == 0.0
-    assert offers.interruption_rate("aws", "p4d.24xlarge", "spot") == pytest.approx(0.25 / 730)
-    assert offers.interruption_rate("aws", "g5.xlarge", "spot") == pytest.approx(0.075 / 730)
+    # a monthly share f is a constant hazard -ln(1 - f) / 730 (f / 730 understates it); AWS bands at their
+    # upper edge: p4d sits in ">20%" (taken as 30%), g5 in "5-10%"
+    assert offers.interruption_rate("aws", "p4d.24xlarge", "spot") == pytest.approx(-math.log(0.7) / 730)
+    assert offers.interruption_rate("aws", "g5.xlarge", "spot") == pytest.approx(-math.log(0.9) / 730)
     table = offers.interruption_table({"aws": {"p4d": 0.5}, "azure": {"*": 0.01}})
-    assert offers.interruption_rate("aws", "p4d.24xlarge", "spot", table) == pytest.approx(0.5 / 730)
-    assert offers.interruption_rate("aws", "g5.xlarge", "spot", table) == pytest.approx(0.075 / 730)  # default kept
-    assert offers.interruption_rate("azure", "Standard_ND96asr_v4", "spot", table) == pytest.approx(0.01 / 730)
+    assert offers.interruption_rate("aws", "p4d.24xlarge", "spot", table) == pytest.approx(-math.log(0.5) / 730)
+    assert offers.interruption_rate("aws", "g5.xlarge", "spot", table) == pytest.approx(-math.log(0.9) / 730)  # kept
+    # GCP / Azure: no per-family figure; per accelerator class, from a daily share (15% a day for H100)
+    nd = offers.interruption_rate("azure", "Standard_ND96asr_v4", "spot", table)
+    assert nd == pytest.approx(-math.log(0.99) / 730)
+    h100 = offers.interruption_rate("gcp", "a3-highgpu-8g", "spot", accelerator="H100")
+    assert 1 - math.exp(-24 * h100) == pytest.approx(0.15)
+    t4 = offers.interruption_rate("gcp", "n1-standard-8+T4x1", "spot", accelerator="T4")
+    assert 1 - math.exp(-24 * t4) == pytest.approx(0.05)
+    assert offers.interruption_rate("gcp", "a3-highgpu-8g", "spot") == pytest.approx(-math.log(0.9) / 24)  # "*"
 
 
 def row(**kw: object) -> dict[str, object]:
@@ -115,3 +125,28 @@ def test_latest_is_the_newest_per_offer(obs: list[tuple[str, str, int, float]]) 
             expected[(r, m)] = (t, p)
     got = {(r["region"], r["market"]): r["price_per_hour"] for r in out.iter_rows(named=True)}
     assert got == {k: v[1] for k, v in expected.items()}
+
+
+def test_a_spot_dip_is_costed_at_the_recent_level_and_volatility_is_measured(tmp_path: Path) -> None:
+    """A spot price's last week of history: the latest quote below its mean is costed at the mean (a job
+    runs for hours across the moves); a quote above is kept; with one observation there is no volatility."""
+    store = Store(tmp_path / "store")
+    prices = [10.0, 12.0, 14.0, 6.0]  # the last quote dips
+    for i, p in enumerate(prices):
+        offers.record(store, offers.frame([row(market="spot", zone="use1-az1", price_per_hour=p,
+                                               observed_at=T0 + timedelta(days=i), interruption_rate=0.001),
+                                           row(instance_type="p5.48xlarge", market="spot", zone="use1-az1",
+                                               price_per_hour=20.0 + i, observed_at=T0 + timedelta(days=i),
+                                               interruption_rate=0.001)]))
+    offers.record(store, offers.frame([row(instance_type="p3.2xlarge", market="spot", zone="use1-az2",
+                                           price_per_hour=1.0, observed_at=T0, interruption_rate=0.001)]))
+    now = T0 + timedelta(days=3, hours=1)
+    out = offers.spot_risk(offers.latest_offers(store, now=now), offers.spot_history(store, now=now), now=now).collect()
+    got = {r["instance_type"]: r for r in out.iter_rows(named=True)}
+    assert got["p4d.24xlarge"]["quoted_price"] == 6.0
+    assert got["p4d.24xlarge"]["price_per_hour"] == pytest.approx(sum(prices) / 4)
+    mean = sum(prices) / 4
+    sd = math.sqrt(sum((p - mean) ** 2 for p in prices) / 3)
+    assert got["p4d.24xlarge"]["price_volatility"] == pytest.approx(sd / mean)
+    assert got["p5.48xlarge"]["price_per_hour"] == 23.0  # rising: the latest quote, above the mean
+    assert got["p3.2xlarge"]["price_per_hour"] == 1.0 and got["p3.2xlarge"]["price_volatility"] is None

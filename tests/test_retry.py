@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import ClassVar
+
 import httpx
 import pytest
 
@@ -42,8 +44,8 @@ def test_retrying_is_bounded_and_backs_off() -> None:
 
 
 class Flaky(QuietHandler):
-    answers: list[tuple[int, dict[str, str]]] = []
-    hits: list[str] = []
+    answers: ClassVar[list[tuple[int, dict[str, str]]]] = []
+    hits: ClassVar[list[str]] = []
 
     def _answer(self) -> None:
         self.body()
@@ -72,7 +74,7 @@ def test_get_honours_an_http_date_and_returns_the_last_answer(flaky: str) -> Non
         assert get(http, flaky, policy=RetryPolicy(attempts=2, backoff=0), sleep=waits.append).status_code == 500
 
 
-def test_webhook_honours_retry_after_as_an_http_date(flaky: str, cb: reports.Chargeback,  # noqa: F811
+def test_webhook_honours_retry_after_as_an_http_date(flaky: str, cb: reports.Chargeback,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # An HTTP date used to crash the delivery (float("Fri, …")).
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)

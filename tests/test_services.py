@@ -60,7 +60,7 @@ def test_services_refuse_bad_choices_with_a_sentence(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
     with pytest.raises(ChoiceError, match="no billing sources configured"):
         collect_billing(cfg)
-    with pytest.raises(ChoiceError, match=r"--provider ibm: expected aws, gcp, azure"):
+    with pytest.raises(ChoiceError, match=r"--provider ibm: expected aws, gcp or azure"):
         collect_billing(cfg, ["ibm"])
 
 
@@ -75,7 +75,7 @@ def test_queue_and_prices_through_services(tmp_path: Path) -> None:
     assert [q.spec.name for q in queued] == ["t4-probe"]
     placed = queue.place(cfg, dry_run=True)
     assert placed.dry_run and [w.state for w in queue.workloads(cfg)] == ["queued"]
-    assert placed.plan.decisions and placed.plan.decisions[0]["placed"]
+    assert placed.plan.decisions and placed.plan.decisions[0].placed
     cheapest = prices.cheapest(cfg, "T4", 1)
     assert cheapest.height > 0 and cheapest["price_per_hour"].is_sorted()
 

@@ -1,4 +1,6 @@
-"""The partitioned Parquet store: partitions, manifests, atomic replacement, pruning, S3."""
+"""The Delta Lake store: partitions, manifests from the log, one commit per write, pruning, S3.
+
+Concurrency, time travel, maintenance and migration: tests/test_store_delta.py, test_store_migrate.py."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finops import focus
-from finops.store import MANIFEST, Store, StoreError, summarise
+from finops.store import Store, StoreError, summarise
 from tests.conftest import SAMPLE_10, SAMPLE_12, SAMPLE_13
 
 
@@ -54,9 +57,14 @@ def test_manifest_records_rows_sums_sources_and_time(store: Store, tmp_path: Pat
     assert m.sum("EffectiveCost") == df["EffectiveCost"].sum()
     assert m.sources == [src.__dict__]
     assert len(src.sha256) == 64 and src.bytes == SAMPLE_12.stat().st_size
-    on_disk = json.loads((Path(store.root) / "billing" / "provider=gcp" / "billing_period=2026-05"
-                          / "billing_account=01A2B3-C4D5E6-F70819" / MANIFEST).read_text())
-    assert on_disk["rows"] == m.rows and on_disk["written_at"] == m.written_at
+    # the provenance is in the commit itself and in the run's record, which no data read is needed for
+    [v] = store.history("billing")
+    assert v.run_id == m.run_id and v.rows == m.rows and v.operation == "replace"
+    assert v.partitions == [m.partition]
+    on_disk = json.loads((Path(store.root) / "billing" / "_finops" / "runs" / f"{m.run_id}.json").read_text())
+    [entry] = on_disk["partitions"].values()
+    assert entry["rows"] == m.rows and entry["written_at"] == m.written_at and entry["sums"] == m.sums
+    assert entry["sources"] == [src.__dict__]
 
 
 def test_writing_the_same_data_twice_changes_nothing(store: Store) -> None:
@@ -66,9 +74,11 @@ def test_writing_the_same_data_twice_changes_nothing(store: Store) -> None:
     store.write("billing", conformed(SAMPLE_10))
     assert contents(store).equals(once)
     assert len(store.files("billing")) == len(files_once)
-    # and the old files are gone from disk, not just from the manifest
-    parquet = list(Path(store.root).rglob("*.parquet"))
-    assert len(parquet) == len(files_once)
+    # the replaced files stay for time travel until vacuum removes them
+    assert len(list(Path(store.root).rglob("*.parquet"))) == 2 * len(files_once)
+    store.vacuum(0, force=True)
+    assert len(list(Path(store.root).rglob("*.parquet"))) == len(files_once)
+    assert contents(store).equals(once)
 
 
 def test_a_write_replaces_only_the_partitions_it_touches(store: Store) -> None:
@@ -113,11 +123,11 @@ def test_unknown_dataset_is_an_error(store: Store) -> None:
 
 
 def test_prices_append(store: Store) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     def obs(price: float) -> pl.DataFrame:
         return pl.DataFrame({"provider": ["aws"], "instance_type": ["p4d.24xlarge"], "price": [price],
-                             "observed_at": [datetime(2026, 11, 1, 12, tzinfo=timezone.utc)]})
+                             "observed_at": [datetime(2026, 11, 1, 12, tzinfo=UTC)]})
 
     store.write("prices", obs(32.77))
     store.write("prices", obs(31.10))
@@ -129,17 +139,18 @@ def test_prices_append(store: Store) -> None:
 def test_an_exception_while_staging_leaves_the_store_as_it_was(store: Store) -> None:
     store.write("billing", conformed(SAMPLE_12))
     before = contents(store)
-    with pytest.raises(RuntimeError):
-        with store.transaction("billing") as tx:
-            tx.stage(conformed(SAMPLE_10))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction("billing") as tx:
+        tx.stage(conformed(SAMPLE_10))
+        raise RuntimeError("boom")
     assert contents(store).equals(before)
     assert not any(p for p in (Path(store.root) / "billing" / "_staging").iterdir())
+    assert [v.version for v in store.history("billing")] == [0]
 
 
 def test_summarise_adds_exactly(store: Store) -> None:
     store.write("billing", conformed(SAMPLE_10))
-    by_provider = {r["provider"]: Decimal(r["BilledCost"]) for r in summarise(store.manifests("billing"), ("provider",))}
+    summary = summarise(store.manifests("billing"), ("provider",))
+    by_provider = {r["provider"]: Decimal(r["BilledCost"]) for r in summary}
     df = conformed(SAMPLE_10).collect()
     assert sum(by_provider.values()) == df["BilledCost"].sum()
     assert by_provider["oci"] == df.filter(pl.col("ProviderName") == "Oracle")["BilledCost"].sum()
@@ -173,8 +184,10 @@ WRITER = textwrap.dedent("""
 
 @pytest.mark.parametrize("delay", [0.0, 0.2, 0.5, 0.9, 1.4])
 def test_a_writer_killed_mid_write_leaves_the_previous_partition(store: Store, delay: float) -> None:
-    """SIGKILL a writer once it has begun staging, at several points: every partition is then either
-    the old one or the new one, whole — never a mix, never missing."""
+    """SIGKILL a writer once it has begun staging, at several points (staging, placing files, writing
+    the provenance record, committing): the table is then the last committed version, whole — every
+    partition the old one or the new one, never a mix, never missing. (A subprocess runs the writer:
+    exec, not fork, so delta-rs' runtime starts fresh in it.)"""
     store.write("billing", conformed(SAMPLE_10))
     before = contents(store)
     old = {tuple(m.partition.values()): m.rows for m in store.manifests("billing")}
@@ -193,12 +206,17 @@ def test_a_writer_killed_mid_write_leaves_the_previous_partition(store: Store, d
     assert now.keys() == old.keys()
     for key, rows in now.items():
         assert rows in (old[key], copies * old[key])
-        assert store.scan("billing", dict(zip(("provider", "billing_period", "billing_account"), key))).select(
-            pl.len()).collect().item() == rows
+        partition = dict(zip(("provider", "billing_period", "billing_account"), key, strict=True))
+        assert store.scan("billing", partition).select(pl.len()).collect().item() == rows
     if finished:
         assert all(now[k] == copies * old[k] for k in now)
     elif now == old:
         assert contents(store).equals(before)
+    # one commit for the whole write: either every partition is new, or none is
+    assert now == old or all(now[k] == copies * old[k] for k in now)
+    # and the store still takes writes (no lock or half-commit left behind)
+    store.write("billing", conformed(SAMPLE_10))
+    assert contents(store).equals(before)
 
 
 # -- object storage --------------------------------------------------------------------------------
@@ -213,7 +231,17 @@ def test_s3_store_against_a_local_server(s3_server: str, s3_bucket: str, monkeyp
     assert df.height == 1000
     assert df["BilledCost"].sum() == conformed(SAMPLE_10).collect()["BilledCost"].sum()
     assert len(store.files("billing", {"provider": "aws"})) == 1
+    assert [m.rows for m in store.manifests("billing")] == [942, 51, 6, 1]
+    assert [v.version for v in store.history("billing")] == [0, 1]
+    assert store.scan("billing", as_of=0).select(pl.len()).collect().item() == 1000
     import boto3
 
-    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_server).list_objects_v2(Bucket=s3_bucket)["Contents"]]
-    assert sum(k.endswith(".parquet") for k in keys) == 4 and sum(k.endswith(MANIFEST) for k in keys) == 4
+    def keys() -> list[str]:
+        s3 = boto3.client("s3", endpoint_url=s3_server)
+        return [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]]
+
+    assert sum(k.endswith(".parquet") for k in keys()) == 8  # version 0's files, kept for time travel
+    assert any(k.startswith("finops/billing/_delta_log/") for k in keys())
+    store.vacuum(0, force=True)
+    assert sum(k.endswith(".parquet") for k in keys()) == 4
+    assert store.scan("billing").select(pl.len()).collect().item() == 1000

@@ -20,7 +20,7 @@ Metrics: UnblendedCost → BilledCost (and ListCost/ContractedCost: Cost Explore
 AmortizedCost → EffectiveCost, UsageQuantity → ConsumedQuantity/PricingQuantity. A group whose cost is
 negative is a Credit; the ``Tax`` service is Tax; the rest is Usage. One :class:`Chunk` per month.
 
-The client is passed in; build it with :func:`client` (standard retry mode: botocore retries
+The client is passed in; build it with :func:`make_client` (standard retry mode: botocore retries
 throttling — Cost Explorer answers ``LimitExceededException`` — and 5xx). An error that remains raises
 :class:`CollectError` naming the call, the account and the period.
 """
@@ -31,7 +31,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -40,24 +40,38 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from collectors.aws import cur, services
 from collectors.aws.prices import client_config
-from collectors.billing import Chunk, CollectError, add_months, periods
+from collectors.billing import Chunk, CollectError, CollectSettings, periods
 from finops import focus
+from finops.config import BillingSource
+from finops.periods import add_months
 from finops.store import Source
 
 METRICS = ("UnblendedCost", "AmortizedCost", "UsageQuantity")
 REGION = "us-east-1"  # Cost Explorer's endpoint
 
 
-def client(session: Any | None = None, *, endpoint_url: str | None = None) -> Any:
-    """A Cost Explorer client with :func:`collectors.aws.prices.client_config` (standard retries)."""
+def make_client(source: BillingSource, *, session: Any | None = None) -> Any:
+    """A Cost Explorer client for ``source`` (its ``endpoint_url``, if any) with
+    :func:`collectors.aws.prices.client_config` (standard retries); credentials from ``session``
+    (default: boto3's own chain)."""
     import boto3
 
     session = session or boto3.session.Session()
-    return session.client("ce", region_name=REGION, config=client_config(), endpoint_url=endpoint_url)
+    return session.client("ce", region_name=REGION, config=client_config(), endpoint_url=source.endpoint_url)
 
 
-def source_id(payer: str) -> str:
-    return f"aws-ce:{payer}"
+def payers(source: BillingSource, settings: CollectSettings | None = None) -> list[str]:
+    """The payer accounts a source reads: its ``location``, else the provider's ``billing_accounts``."""
+    found = [source.location] if source.location else list(settings.billing_accounts if settings else ())
+    if not found:
+        raise CollectError(f"{source.label}: name the payer account in providers.aws.billing_accounts "
+                           "(or as this source's location)")
+    return found
+
+
+def source_id(source: BillingSource, settings: CollectSettings | None = None) -> str:
+    """The source (and cursor) name: ``source.name``, else ``aws-ce:<payer>[,<payer>…]``."""
+    return source.name or f"aws-ce:{','.join(payers(source, settings))}"
 
 
 # -- requests (pure) ------------------------------------------------------------------------------
@@ -179,13 +193,13 @@ def to_focus(frame: pl.LazyFrame, payer: str, period: date,
     unit = pl.when(usage).then(cur.unit_expr(c("unit")).fill_null(pl.lit("Units")))
     cat, sub = services.category_exprs(pl.lit(None, dtype=pl.String), c("service"))
     names = dict(account_names or {})
-    start = datetime(period.year, period.month, 1, tzinfo=timezone.utc)
+    start = datetime(period.year, period.month, 1, tzinfo=UTC)
     end_p = add_months(period, 1)
     return frame.select(
         billed.alias("BilledCost"), pl.lit(payer).alias("BillingAccountId"), pl.lit(payer).alias("BillingAccountName"),
         pl.lit("Payer Account").alias("BillingAccountType"), c("currency").alias("BillingCurrency"),
         pl.lit(start).alias("BillingPeriodStart"),
-        pl.lit(datetime(end_p.year, end_p.month, 1, tzinfo=timezone.utc)).alias("BillingPeriodEnd"),
+        pl.lit(datetime(end_p.year, end_p.month, 1, tzinfo=UTC)).alias("BillingPeriodEnd"),
         category.alias("ChargeCategory"), pl.lit(None, dtype=pl.String).alias("ChargeClass"),
         pl.concat_str(c("service"), c("usage_type"), separator=" ").alias("ChargeDescription"),
         pl.when(usage).then(pl.lit("Usage-Based")).otherwise(pl.lit("One-Time")).alias("ChargeFrequency"),
@@ -220,7 +234,7 @@ def collect_month(ce: Any, payer: str, period: date, accounts: Sequence[str] | N
                   tag_keys: Sequence[str] = (), today: date | None = None,
                   account_names: Mapping[str, str] | None = None) -> tuple[pl.LazyFrame, list[Source]]:
     """One billing month of Cost Explorer data as conformed FOCUS rows, and the calls made."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     start, end = period, min(add_months(period, 1), today + timedelta(days=1))
     if end <= start:
         return focus.empty_frame().lazy(), []
@@ -236,18 +250,26 @@ def collect_month(ce: Any, payer: str, period: date, accounts: Sequence[str] | N
     return focus.upgrade(focus.conform(to_focus(frame, payer, period, account_names))), sources
 
 
-def chunks(ce: Any, payer: str, accounts: Sequence[str] | None = None, tag_keys: Sequence[str] = (),
-           cursor: dict | None = None, since: date | None = None, today: date | None = None,
-           account_names: Mapping[str, str] | None = None) -> Iterator[Chunk]:
-    """One :class:`Chunk` per billing month to (re)collect for payer ``payer``, oldest first.
+def collect(ce: Any, source: BillingSource, cursor: dict | None, since: date | None, *,
+            settings: CollectSettings | None = None) -> Iterator[Chunk]:
+    """One :class:`Chunk` per billing month to (re)collect, oldest first, holding every payer of the
+    source (:func:`payers`), so one month of all of them is written, or none.
 
-    ``accounts``: linked account ids (None: discovered per month); ``tag_keys``: the team tag's keys,
-    most common spelling first; ``cursor``: ``store.cursor(source_id(payer))``. Feed the result to
-    :func:`collectors.billing.run`.
+    From ``settings``: ``accounts`` (linked account ids; empty: discovered per month), ``tag_keys``
+    (the team tag's keys, most common spelling first), ``account_names``, ``today``. ``cursor``:
+    ``store.cursor(source_id(source, settings))``. Feed the result to :func:`collectors.billing.run`.
     """
-    for period in periods(cursor, since, today):
-        frame, sources = collect_month(ce, payer, period, accounts, tag_keys, today, account_names)
-        yield Chunk(source_id(payer), period, frame.collect().lazy(), sources, {})
+    settings = settings or CollectSettings()
+    who, sid = payers(source, settings), source_id(source, settings)
+    accounts = list(settings.accounts) or None
+    for period in periods(cursor, since, settings.today):
+        frames, sources = [], []
+        for payer in who:
+            frame, calls = collect_month(ce, payer, period, accounts, settings.tag_keys, settings.today,
+                                         settings.account_names)
+            frames.append(frame)
+            sources += calls
+        yield Chunk(sid, period, pl.concat(frames, how="diagonal_relaxed").collect().lazy(), sources, {})
 
 
 def total(results: Sequence[Mapping[str, Any]], metric: str = "UnblendedCost") -> Decimal:

@@ -200,7 +200,7 @@ CREDITS = ("Credit", "BundledDiscount", "EdpDiscount", "PrivateRateDiscount", "D
 
 
 def _charge_category(t: pl.Expr) -> pl.Expr:
-    return (pl.when(t.is_in(("Usage",) + COMMIT_USAGE)).then(pl.lit("Usage"))
+    return (pl.when(t.is_in(("Usage", *COMMIT_USAGE))).then(pl.lit("Usage"))
             .when(t.is_in(FEES)).then(pl.lit("Purchase"))
             .when(t == "Tax").then(pl.lit("Tax"))
             .when(t.is_in(CREDITS)).then(pl.lit("Credit"))
@@ -208,7 +208,7 @@ def _charge_category(t: pl.Expr) -> pl.Expr:
 
 
 def _frequency(t: pl.Expr) -> pl.Expr:
-    return (pl.when(t.is_in(("Usage",) + COMMIT_USAGE)).then(pl.lit("Usage-Based"))
+    return (pl.when(t.is_in(("Usage", *COMMIT_USAGE))).then(pl.lit("Usage-Based"))
             .when(t.is_in(("RIFee", "SavingsPlanRecurringFee"))).then(pl.lit("Recurring"))
             .otherwise(pl.lit("One-Time")))
 
@@ -239,10 +239,10 @@ def _tags(c: Cols) -> pl.Expr:
         if isinstance(dtype, (pl.Map, pl.List)):  # a Parquet map (or its list-of-{key, value} reading)
             entries = pl.col(col).map.entries() if isinstance(dtype, pl.Map) else pl.col(col)
             k, v = pl.element().struct.field("key"), pl.element().struct.field("value").cast(pl.String)
-            key = (pl.when(k.str.starts_with("user_") | k.str.starts_with("user:")).then(k.str.slice(5))
-                   .when(k.str.starts_with("aws_")).then(pl.lit("aws:") + k.str.slice(4)).otherwise(k))
-            item = pl.when(v.is_not_null() & (v != "")).then(pl.lit('"') + _escape(key) + pl.lit('":"') + _escape(v)
-                                                             + pl.lit('"'))
+            focus_key = (pl.when(k.str.starts_with("user_") | k.str.starts_with("user:")).then(k.str.slice(5))
+                         .when(k.str.starts_with("aws_")).then(pl.lit("aws:") + k.str.slice(4)).otherwise(k))
+            item = pl.when(v.is_not_null() & (v != "")).then(pl.lit('"') + _escape(focus_key) + pl.lit('":"')
+                                                             + _escape(v) + pl.lit('"'))
             body = entries.list.eval(item.drop_nulls().sort()).list.join(",")
             return pl.when(body.str.len_bytes() > 0).then(pl.lit("{") + body + pl.lit("}"))
         return pl.col(col).cast(pl.String).map_elements(_fold_json, return_dtype=pl.String, skip_nulls=True)

@@ -8,14 +8,14 @@ Two delivery layouts, told apart by what sits under the report's prefix (``s3://
 - CUR 2.0 Data Exports: ``<name>/metadata/BILLING_PERIOD=YYYY-MM/<name>-Manifest.json``, whose
   ``dataFiles`` are ``s3://bucket/key`` URLs (bare keys are accepted too).
 
-:func:`chunks` yields one :class:`collectors.billing.Chunk` per billing period that
+:func:`collect` yields one :class:`collectors.billing.Chunk` per billing period that
 :func:`collectors.billing.periods` selects, oldest first: every file the manifest names, read, mapped
 (:mod:`collectors.aws.cur`) and conformed, with the CUR's own unblended total as the chunk's
 ``source_totals`` (so :func:`collectors.billing.run` checks the written rows against it to the cent).
 Before reading a period, every key its manifest names is checked to exist: a missing one raises
 :class:`CollectError` naming the manifest and the key, before anything of that period is written.
 
-The S3 client is passed in (build it with :func:`client`: standard retry mode, so botocore retries
+The S3 client is passed in (build it with :func:`make_client`: standard retry mode, so botocore retries
 throttling and 5xx itself). Any S3 error that remains — an expired token, access denied — raises
 :class:`CollectError` naming the call, bucket and key.
 """
@@ -41,25 +41,28 @@ from botocore.exceptions import BotoCoreError, ClientError
 from collectors import files
 from collectors.aws import cur
 from collectors.aws.prices import client_config
-from collectors.billing import Chunk, CollectError, periods
+from collectors.billing import Chunk, CollectError, CollectSettings, periods, require_location
 from finops import focus
+from finops.config import BillingSource
 from finops.store import Source
 
 LEGACY_PERIOD = re.compile(r"^(\d{8})-(\d{8})/$")
 CUR2_MANIFEST = re.compile(r"^metadata/BILLING_PERIOD=(\d{4})-(\d{2})/[^/]+-Manifest\.json$")
 
 
-def client(session: Any | None = None, *, endpoint_url: str | None = None, region: str | None = None) -> Any:
-    """An S3 client with :func:`collectors.aws.prices.client_config` (standard retries)."""
+def make_client(source: BillingSource, *, session: Any | None = None, region: str | None = None) -> Any:
+    """An S3 client for ``source`` (its ``endpoint_url``, if any) with
+    :func:`collectors.aws.prices.client_config` (standard retries); credentials from ``session``
+    (default: boto3's own chain)."""
     import boto3
 
     session = session or boto3.session.Session()
-    return session.client("s3", config=client_config(), endpoint_url=endpoint_url, region_name=region)
+    return session.client("s3", config=client_config(), endpoint_url=source.endpoint_url, region_name=region)
 
 
-def source_id(url: str) -> str:
-    """The source (and cursor) name of a CUR location: ``aws-cur:s3://bucket/prefix/name``."""
-    return f"aws-cur:{url.rstrip('/')}"
+def source_id(source: BillingSource, settings: CollectSettings | None = None) -> str:
+    """The source (and cursor) name: ``source.name``, else ``aws-cur:s3://bucket/prefix/name``."""
+    return source.name or f"aws-cur:{require_location(source).rstrip('/')}"
 
 
 @dataclass(frozen=True)
@@ -173,8 +176,7 @@ def _download(s3: Any, bucket: str, key: str, dest: Path) -> Path:
     raw = dest.with_suffix(dest.suffix + ".download")
     resp = _call("get_object", s3.get_object, Bucket=bucket, Key=key)
     with open(raw, "wb") as f:
-        for block in resp["Body"].iter_chunks(1 << 22):
-            f.write(block)
+        f.writelines(resp["Body"].iter_chunks(1 << 22))
     with open(raw, "rb") as f:
         gz = f.read(2) == files.GZIP_MAGIC
     if not gz:
@@ -230,15 +232,17 @@ def read_period(s3: Any, manifest: Manifest, workdir: Path) -> tuple[pl.LazyFram
     return frame, sources, total
 
 
-def chunks(s3: Any, url: str, cursor: dict | None = None, since: date | None = None,
-           today: date | None = None) -> Iterator[Chunk]:
-    """The billing periods of the CUR at ``url`` to (re)collect, one :class:`Chunk` each, oldest first.
+def collect(s3: Any, source: BillingSource, cursor: dict | None, since: date | None, *,
+            settings: CollectSettings | None = None) -> Iterator[Chunk]:
+    """The billing periods of the CUR at ``source.location`` (``s3://bucket/prefix/name``) to
+    (re)collect, one :class:`Chunk` each, oldest first.
 
-    ``cursor`` is the store's cursor for :func:`source_id` (``store.cursor(source_id(url))``);
-    ``since`` forces a start month. Feed the result to :func:`collectors.billing.run`.
+    ``cursor`` is the store's cursor for :func:`source_id`; ``since`` forces a start month;
+    ``settings.today`` pins today. Feed the result to :func:`collectors.billing.run`.
     """
-    source = source_id(url)
+    url, sid = require_location(source), source_id(source)
+    today = settings.today if settings else None
     for manifest in find_manifests(s3, url, set(periods(cursor, since, today))):
         with tempfile.TemporaryDirectory(prefix="finops-cur-") as tmp:
             frame, sources, total = read_period(s3, manifest, Path(tmp))
-            yield Chunk(source, manifest.period, frame, sources, {"BilledCost": total})
+            yield Chunk(sid, manifest.period, frame, sources, {"BilledCost": total})

@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import polars as pl
@@ -82,11 +82,20 @@ def client_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS, *, connect_timeout: 
                   connect_timeout=connect_timeout, read_timeout=read_timeout)
 
 
-def clients(session: Any | None = None, *, config: Config | None = None,
-            endpoint_url: str | None = None) -> tuple[Callable[[str], EC2Client], PricingClient]:
-    """``(ec2_for, pricing)`` for :func:`collect`, built from ``session`` (a ``boto3.Session``;
-    default credentials otherwise) with ``config`` (default :func:`client_config`). ``ec2_for``
-    makes one EC2 client per region and reuses it. The Pricing client is built in us-east-1."""
+@dataclass(frozen=True)
+class Clients:
+    """What :func:`collect` calls: ``ec2_for(region)``, an EC2 client per region (made once, then
+    reused), and ``pricing``, a Pricing client in us-east-1."""
+
+    ec2_for: Callable[[str], EC2Client]
+    pricing: PricingClient
+
+
+def make_client(endpoint: str | None = None, *, session: Any | None = None,
+                config: Config | None = None) -> Clients:
+    """The :class:`Clients` for :func:`collect`, built from ``session`` (a ``boto3.Session``; default
+    credentials otherwise) with ``config`` (default :func:`client_config`), at ``endpoint`` when given
+    (a proxy, a mirror, a local server) instead of AWS's own."""
     import boto3
 
     session = session or boto3.session.Session()
@@ -95,11 +104,11 @@ def clients(session: Any | None = None, *, config: Config | None = None,
 
     def ec2_for(region: str) -> EC2Client:
         if region not in made:
-            made[region] = session.client("ec2", region_name=region, config=cfg, endpoint_url=endpoint_url)
+            made[region] = session.client("ec2", region_name=region, config=cfg, endpoint_url=endpoint)
         return made[region]
 
-    pricing = session.client("pricing", region_name=PRICING_REGION, config=cfg, endpoint_url=endpoint_url)
-    return ec2_for, pricing
+    pricing = session.client("pricing", region_name=PRICING_REGION, config=cfg, endpoint_url=endpoint)
+    return Clients(ec2_for, pricing)
 
 
 # -- parsed records --------------------------------------------------------------------------------
@@ -268,7 +277,7 @@ def spot_prices(ec2: EC2Client, region: str, instance_types: Sequence[str], *, s
                        StartTime=start):
         for sp in page.get("SpotPriceHistory", []):
             ts = sp["Timestamp"]
-            ts = ts.astimezone(timezone.utc) if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+            ts = ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
             # Zone ids (use1-az1) name the same physical zone in every account; names do not.
             zone = sp.get("AvailabilityZoneId") or sp["AvailabilityZone"]
             quotes.append(SpotQuote(zone, sp["InstanceType"], str(sp["SpotPrice"]), ts,
@@ -337,15 +346,15 @@ def _one_per_region(quotes: Sequence[OnDemandQuote], instance_type: str) -> dict
     return chosen
 
 
-def collect(ec2_for: Callable[[str], EC2Client], pricing: PricingClient, regions: Sequence[str], *,
-            families: Sequence[str] = DEFAULT_FAMILIES, instance_types: Sequence[str] = (),
-            observed_at: datetime | None = None, progress: Callable[[str], None] | None = None,
+def collect(client: Clients, regions: Sequence[str], *, observed_at: datetime | None = None,
+            progress: Callable[[str], None] | None = None, families: Sequence[str] = DEFAULT_FAMILIES,
+            instance_types: Sequence[str] = (),
             interruption: Mapping[str, Mapping[str, float]] | None = None) -> pl.DataFrame:
     """Spot and on-demand offers for the accelerated ``families`` in ``regions``, as an offer frame
     (:func:`finops.offers.frame`).
 
-    - ``ec2_for(region)`` gives an EC2 client for the region, and ``pricing`` is a Pricing client
-      in us-east-1. Build both with :func:`client_config`; :func:`clients` makes the pair.
+    - ``client`` (:func:`make_client`): ``client.ec2_for(region)`` gives an EC2 client for the region,
+      ``client.pricing`` is a Pricing client in us-east-1, both built with :func:`client_config`.
     - ``instance_types`` names more types to price besides the families. A type that no region
       describes is kept, and flagged :data:`UNKNOWN_INSTANCE_TYPE`.
     - ``observed_at`` is the collection time (now, in UTC, by default; a naive time is read as UTC).
@@ -354,14 +363,14 @@ def collect(ec2_for: Callable[[str], EC2Client], pricing: PricingClient, regions
 
     Raises :class:`finops.offers.OfferError` if a call still fails after botocore's retries, and
     returns nothing partial then."""
-    when = observed_at or datetime.now(timezone.utc)
-    when = when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    when = observed_at or datetime.now(UTC)
+    when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
     say = progress or (lambda _msg: None)
     monthly = offers.interruption_table(interruption)
     specs: dict[str, InstanceSpec] = {}
     spot: dict[str, list[SpotQuote]] = {}
     for region in regions:
-        ec2 = ec2_for(region)
+        ec2 = client.ec2_for(region)
         found = instance_specs(ec2, region, families, instance_types)
         specs.update(found)
         types = sorted(set(found) | set(instance_types))
@@ -371,7 +380,7 @@ def collect(ec2_for: Callable[[str], EC2Client], pricing: PricingClient, regions
     wanted = sorted(set(specs) | set(instance_types))
     on_demand = {}
     for itype in wanted:
-        on_demand[itype] = _one_per_region(on_demand_prices(pricing, itype, regions), itype)
+        on_demand[itype] = _one_per_region(on_demand_prices(client.pricing, itype, regions), itype)
         say(f"aws on-demand {itype}: {len(on_demand[itype])} region(s)")
 
     def spec_of(itype: str) -> InstanceSpec:
@@ -379,15 +388,15 @@ def collect(ec2_for: Callable[[str], EC2Client], pricing: PricingClient, regions
 
     rows = []
     for region, quotes in spot.items():
-        for q in quotes:
-            value = _usable(q.price, f"aws {region} {q.zone} {q.instance_type} spot")
+        for spot_quote in quotes:
+            value = _usable(spot_quote.price, f"aws {region} {spot_quote.zone} {spot_quote.instance_type} spot")
             if value is not None:
-                rows.append(_row(spec_of(q.instance_type), region, q.zone, "spot", value, source=SPOT_SOURCE,
-                                 sku=None, when=when, monthly=monthly))
+                rows.append(_row(spec_of(spot_quote.instance_type), region, spot_quote.zone, "spot", value,
+                                 source=SPOT_SOURCE, sku=None, when=when, monthly=monthly))
     for itype, per_region in on_demand.items():
-        for region, (q, value) in per_region.items():
+        for region, (od_quote, value) in per_region.items():
             rows.append(_row(spec_of(itype), region, None, "on_demand", value, source=ON_DEMAND_SOURCE,
-                             sku=q.sku, when=when, monthly=monthly))
+                             sku=od_quote.sku, when=when, monthly=monthly))
     unknown = sorted({r["instance_type"] for r in rows if r["flag"] == UNKNOWN_INSTANCE_TYPE})
     if unknown:
         log.warning("aws %s: no instance spec for %s; kept, flagged %r", ", ".join(regions), ", ".join(unknown),

@@ -57,17 +57,17 @@ with these choices:
   x_SkuMeterSubcategory, x_ChargeType, x_PricingModel, x_CostDetailsKind (actual | amortized).
 
 Reading (:func:`read_exports`): a file, a folder (searched recursively for ``*.csv``, ``*.csv.gz``,
-``*.parquet``), a list of them, or an fsspec URL (``az://container/path`` through adlfs, ``abfs://``, ``s3://`` …); each file is
-checked (unparseable dates/amounts, unknown currencies: an error naming file, row and column,
-before anything is yielded), then one :class:`collectors.billing.Chunk` per billing month.
+``*.parquet``), a list of them, or an fsspec URL (``az://container/path`` through adlfs, ``abfs://``,
+``s3://`` …); each file is checked (unparseable dates/amounts, unknown currencies: an error naming file,
+row and column, before anything is yielded), then one :class:`collectors.billing.Chunk` per billing month.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
-from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -77,11 +77,13 @@ from typing import Any, Literal
 import fsspec
 import polars as pl
 
-from collectors.billing import Chunk, month_start, periods
+from collectors.billing import Chunk, CollectSettings, periods, require_location
 from collectors.files import IngestError, _is_local, local_copy, read_raw
 from collectors.formats import NativeFormat
 from finops import focus
+from finops.config import BillingSource
 from finops.exprs import recode
+from finops.periods import month_start
 from finops.store import Source
 
 Kind = Literal["actual", "amortized"]
@@ -315,12 +317,12 @@ def pricing_unit(uom: str | None) -> str | None:
     base_l = base.strip().lower()
     if "-" in base:  # already FOCUS unit format ("GB-Months")
         return uom.strip()
-    unit = _SIZE.get(base_l) or _UNIT_WORDS.get(base_l) or (base.strip() if base.strip() else "Units")
+    unit = _SIZE.get(base_l) or _UNIT_WORDS.get(base_l) or (base.strip() or "Units")
     if unit in ("Hours", "Days", "Months", "Years", "Minutes", "Seconds") and per:
         unit = unit.rstrip("s")  # "1 Hour/Month" reads as hours per month
     if per:
         per_word = _UNIT_WORDS.get(per.strip().lower(), per.strip().title())
-        per_singular = per_word[:-1] if per_word.endswith("s") else per_word
+        per_singular = per_word.removesuffix("s")
         unit = f"{unit}-{per_word}" if unit in _SIZE.values() and per_singular == "Month" else f"{unit}/{per_singular}"
     count = int(n) if n == int(n) else n
     return unit if count == 1 else f"{count} {unit}"
@@ -399,6 +401,10 @@ def mapping(columns: Sequence[str], kind: Kind) -> dict[str, pl.Expr]:
     usage_like = category == "Usage"
     consumed = pl.when(usage_like & ~unused).then(d("Quantity"))
     subscription = t("SubscriptionId")
+    effective_cost = pl.when(commit_purchase).then(zero).otherwise(cost)
+    # One currency: FOCUS has the pricing-currency figures equal the billing-currency ones.
+    pricing_effective_cost = (pl.when(commit_purchase).then(zero).otherwise(d("CostInPricingCurrency"))
+                              if "CostInPricingCurrency" in cols else effective_cost)
 
     out: dict[str, pl.Expr] = {
         "AvailabilityZone": t("AvailabilityZone"),
@@ -435,7 +441,7 @@ def mapping(columns: Sequence[str], kind: Kind) -> dict[str, pl.Expr]:
         "ConsumedUnit": pl.when(consumed.is_not_null()).then(unit),
         "ContractedCost": (contracted_price * quantity).fill_null(cost),
         "ContractedUnitPrice": contracted_price,
-        "EffectiveCost": pl.when(commit_purchase).then(zero).otherwise(cost),
+        "EffectiveCost": effective_cost,
         "InvoiceId": t("InvoiceId"),
         "InvoiceIssuerName": t("PartnerName").fill_null(pl.lit(PROVIDER)),
         "ListCost": (d("PaygCostInBillingCurrency") if "PaygCostInBillingCurrency" in cols
@@ -449,8 +455,7 @@ def mapping(columns: Sequence[str], kind: Kind) -> dict[str, pl.Expr]:
         .otherwise(pl.lit("Other")),
         "PricingCurrency": t("PricingCurrency").fill_null(t("BillingCurrency")),
         "PricingCurrencyContractedUnitPrice": pl.when(is_tax).then(None).otherwise(d("UnitPrice")),
-        "PricingCurrencyEffectiveCost": (pl.when(commit_purchase).then(zero).otherwise(d("CostInPricingCurrency"))
-                                         if "CostInPricingCurrency" in cols else None),
+        "PricingCurrencyEffectiveCost": pricing_effective_cost,
         "PricingCurrencyListUnitPrice": pl.when(is_tax).then(None).otherwise(d("PayGPrice")),
         "PricingQuantity": quantity,
         "PricingUnit": unit,
@@ -487,9 +492,6 @@ def mapping(columns: Sequence[str], kind: Kind) -> dict[str, pl.Expr]:
     # A meter appears under several part numbers: the price id is the pair, so it has one parent SkuId.
     out["SkuPriceId"] = pl.when(out["SkuId"].is_not_null()).then(
         pl.concat_str(out["SkuId"], pl.lit(":"), out["SkuPriceId"]))
-    if out["PricingCurrencyEffectiveCost"] is None:
-        # One currency: FOCUS has the pricing-currency figures equal the billing-currency ones.
-        out["PricingCurrencyEffectiveCost"] = out["EffectiveCost"]
     return out
 
 
@@ -530,7 +532,8 @@ def kind_of(name: str, raw: pl.LazyFrame | None = None) -> Kind:
 def _amortized_flag(cols: set[str]) -> pl.Expr:
     charge, model = _txt("ChargeType", cols), _txt("PricingModel", cols)
     cost = parse_decimal(_txt("Cost", cols).fill_null("0"), strict=False)
-    return (charge.is_in(UNUSED) | ((charge == "Usage") & model.is_in(COMMITMENT_MODELS) & (cost != 0))).fill_null(False)
+    commitment_usage = (charge == "Usage") & model.is_in(COMMITMENT_MODELS) & (cost != 0)
+    return (charge.is_in(UNUSED) | commitment_usage).fill_null(False)
 
 
 def to_focus(raw: pl.LazyFrame, name: str, kind: Kind | None = None) -> pl.LazyFrame:
@@ -597,7 +600,8 @@ def check(raw: pl.LazyFrame, name: str, kind: Kind | None = None) -> FileFacts:
     try:
         row = lf.select(aggs).collect().row(0, named=True)
     except pl.exceptions.PolarsError as e:
-        raise IngestError(f"{name}: cannot read as an Azure cost-details file ({str(e).strip().splitlines()[0]})") from None
+        first_line = str(e).strip().splitlines()[0]
+        raise IngestError(f"{name}: cannot read as an Azure cost-details file ({first_line})") from None
     for i, (col, expr, what) in enumerate(rules):
         if row[f"__rule{i}"]:
             r, value = (lf.with_row_index("__row").filter(expr.fill_null(False))
@@ -690,10 +694,34 @@ def read_exports(location: str | Path | Sequence[str | Path], *, since: date | N
             yield _month_chunk(source, month, by_month[month])
 
 
+# -- the billing collector contract ------------------------------------------------------------------
+StorageOptions = Mapping[str, Any]
+
+
+def make_client(source: BillingSource) -> StorageOptions | None:
+    """Exports are files: no SDK client. The "client" is fsspec's storage options for the location,
+    None meaning each filesystem's own credential chain (adlfs: ``DefaultAzureCredential``)."""
+    return None
+
+
+def source_id(source: BillingSource, settings: CollectSettings | None = None) -> str:
+    """The source id and cursor name: ``source.name``, else ``azure-cost-details:<location>``."""
+    return source.name or f"{SOURCE_PREFIX}:{require_location(source)}"
+
+
+def collect(client: StorageOptions | None, source: BillingSource, cursor: Mapping[str, Any] | None,
+            since: date | None, *, settings: CollectSettings | None = None) -> Iterator[Chunk]:
+    """The cost-details exports at ``source.location`` as one :class:`Chunk` per billing month
+    (:func:`read_exports`, with ``client`` as the storage options)."""
+    return read_exports(require_location(source), since=since, cursor=cursor, storage_options=client,
+                        today=settings.today if settings else None, source=source_id(source, settings))
+
+
 def _open(url: str, local: Path, pending: Future[Source]) -> tuple[FileFacts, pl.LazyFrame, Source]:
     raw = read_raw(local, url)
     if not matches(raw.collect_schema().names()):
-        raise IngestError(f"{url}: not an Azure cost-details export (columns {', '.join(raw.collect_schema().names()[:6])} …)")
+        first_columns = ", ".join(raw.collect_schema().names()[:6])
+        raise IngestError(f"{url}: not an Azure cost-details export (columns {first_columns} …)")
     return check(raw, url), raw, pending.result()
 
 

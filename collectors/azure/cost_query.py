@@ -34,7 +34,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -43,8 +43,10 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 from azure.core.rest import HttpRequest
 
 from collectors.azure import cost_details
-from collectors.billing import Chunk, CollectError, add_months, periods
+from collectors.billing import Chunk, CollectError, CollectSettings, periods, require_location
 from finops import focus
+from finops.config import BillingSource
+from finops.periods import add_months
 from finops.store import Source
 
 MANAGEMENT = "https://management.azure.com"
@@ -57,8 +59,9 @@ RETRY: dict[str, Any] = {"retry_total": 6, "retry_backoff_factor": 1.0, "retry_b
 """RetryPolicy settings for :func:`make_client` (keyword arguments of the SDK client)."""
 
 
-def make_client(credential: Any = None, base_url: str = MANAGEMENT, **kwargs: Any) -> Any:
-    """A ``CostManagementClient`` with :data:`RETRY` (overridable through ``kwargs``); the credential
+def make_client(source: BillingSource, *, credential: Any = None, **kwargs: Any) -> Any:
+    """A ``CostManagementClient`` for ``source`` (Azure Resource Manager, or its ``endpoint_url``) with
+    :data:`RETRY` (overridable through ``kwargs``, the SDK client's own keywords); the credential
     defaults to ``DefaultAzureCredential`` (the SDK's own chain: environment, managed identity, CLI)."""
     from azure.mgmt.costmanagement import CostManagementClient
 
@@ -66,14 +69,19 @@ def make_client(credential: Any = None, base_url: str = MANAGEMENT, **kwargs: An
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential()
-    return CostManagementClient(credential, base_url=base_url, **{**RETRY, **kwargs})
+    return CostManagementClient(credential, base_url=source.endpoint_url or MANAGEMENT, **{**RETRY, **kwargs})
+
+
+def source_id(source: BillingSource, settings: CollectSettings | None = None) -> str:
+    """The source id and cursor name: ``source.name``, else ``azure-cost-query:<scope>``."""
+    return source.name or f"{SOURCE_PREFIX}:{require_location(source)}"
 
 
 def query_definition(kind: str, month: date, tag_keys: Sequence[str] = (), cost_column: str = "PreTaxCost",
                      dimensions: Sequence[str] = DIMENSIONS) -> dict[str, Any]:
     """The request body (the REST API's QueryDefinition) for one month of one cost view."""
-    start = datetime.combine(month, time(), timezone.utc)
-    end = datetime.combine(add_months(month, 1) - timedelta(days=1), time(23, 59, 59), timezone.utc)
+    start = datetime.combine(month, time(), UTC)
+    end = datetime.combine(add_months(month, 1) - timedelta(days=1), time(23, 59, 59), UTC)
     grouping = [{"type": "Dimension", "name": d} for d in dimensions]
     grouping += [{"type": "TagKey", "name": k} for k in tag_keys]
     return {"type": kind, "timeframe": "Custom",
@@ -128,13 +136,13 @@ def _page(resp: Any, call: str, page: int, rows: list[dict[str, Any]], sources: 
     return props.get("nextLink")
 
 
-def _row(names: list[str], values: list[Any], where: str) -> dict[str, Any]:
+def _row(names: list[str], values: object, where: str) -> dict[str, Any]:
     if not isinstance(values, list) or len(values) != len(names):
         raise CollectError(f"{where}: {len(values) if isinstance(values, list) else 'no'} field(s) "
                            f"for {len(names)} column(s) {names}")
     out: dict[str, Any] = {"tags": {}}
     key = None
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=True):  # equal lengths: checked above
         if name == "TagKey":
             key = value
         elif name == "TagValue":
@@ -153,7 +161,7 @@ def _row(names: list[str], values: list[Any], where: str) -> dict[str, Any]:
     except (InvalidOperation, ValueError):
         raise CollectError(f"{where}, column {cost_name}: not a number: {values[names.index(cost_name)]!r}") from None
     try:
-        out["day"] = datetime.strptime(str(out.pop("UsageDate")), "%Y%m%d").date()
+        out["day"] = datetime.strptime(str(out.pop("UsageDate")), "%Y%m%d").replace(tzinfo=UTC).date()
     except (KeyError, ValueError):
         raise CollectError(f"{where}, column UsageDate: not a yyyymmdd date: "
                            f"{values[names.index('UsageDate')] if 'UsageDate' in names else None!r}") from None
@@ -185,7 +193,7 @@ def _canonical(rows: list[dict[str, Any]], month: date, account: str, account_na
         "BillingPeriodStartDate": [month.isoformat()] * len(rows),
         "BillingPeriodEndDate": [end.isoformat()] * len(rows),
     }
-    return pl.LazyFrame(data, schema={k: pl.String for k in data})
+    return pl.LazyFrame(data, schema=dict.fromkeys(data, pl.String))
 
 
 def to_focus(actual: list[dict[str, Any]], amortized: list[dict[str, Any]], month: date, account: str,
@@ -204,24 +212,28 @@ def to_focus(actual: list[dict[str, Any]], amortized: list[dict[str, Any]], mont
 def account_of(scope: str) -> str:
     """The billing account a scope names: the billing profile, else the billing account, else the
     subscription (a subscription scope says nothing about its billing account)."""
-    m = re.search(r"billingProfiles/([^/]+)", scope, re.I) or re.search(r"billingAccounts/([^/]+)", scope, re.I) \
-        or re.search(r"subscriptions/([^/]+)", scope, re.I)
+    m = (re.search(r"billingProfiles/([^/]+)", scope, re.IGNORECASE)
+         or re.search(r"billingAccounts/([^/]+)", scope, re.IGNORECASE)
+         or re.search(r"subscriptions/([^/]+)", scope, re.IGNORECASE))
     return m.group(1) if m else scope.strip("/")
 
 
-def collect(client: Any, scope: str, *, tag_keys: Sequence[str] = (), since: date | None = None,
-            cursor: Mapping[str, Any] | None = None, today: date | None = None,
-            billing_account_id: str | None = None, billing_account_name: str | None = None,
-            cost_column: str = "PreTaxCost", dimensions: Sequence[str] = DIMENSIONS) -> Iterator[Chunk]:
-    """One :class:`Chunk` per billing month of ``scope``, oldest first, for
+def collect(client: Any, source: BillingSource, cursor: Mapping[str, Any] | None, since: date | None, *,
+            settings: CollectSettings | None = None, cost_column: str = "PreTaxCost",
+            dimensions: Sequence[str] = DIMENSIONS) -> Iterator[Chunk]:
+    """One :class:`Chunk` per billing month of the scope ``source.location``, oldest first, for
     :func:`collectors.billing.run`. Months: :func:`collectors.billing.periods` ``(cursor, since,
-    today)`` — the current and previous month always. Source id ``azure-cost-query:<scope>``.
-    Each month is fully fetched (both views, every page) before it is yielded, so a failure
-    leaves earlier months written and nothing of its own."""
-    source = f"{SOURCE_PREFIX}:{scope}"
-    account = billing_account_id or account_of(scope)
+    settings.today)`` — the current and previous month always. Grouped also by each of
+    ``settings.tag_keys``; the billing account is the one the scope names (:func:`account_of`), its
+    name from ``settings.billing_account_names``. Each month is fully fetched (both views, every
+    page) before it is yielded, so a failure leaves earlier months written and nothing of its own."""
+    settings = settings or CollectSettings()
+    scope, sid = require_location(source), source_id(source)
+    tag_keys = settings.tag_keys
+    account = account_of(scope)
+    account_name = settings.billing_account_names.get(account)
     base = getattr(getattr(client, "_config", None), "base_url", "")
-    for month in periods(dict(cursor) if cursor else None, since, today):
+    for month in periods(dict(cursor) if cursor else None, since, settings.today):
         views: dict[str, list[dict[str, Any]]] = {}
         sources: list[Source] = []
         for kind in KINDS:
@@ -232,8 +244,8 @@ def collect(client: Any, scope: str, *, tag_keys: Sequence[str] = (), since: dat
         totals = {"BilledCost": sum((r["cost"] for r in views["ActualCost"]), Decimal(0)),
                   "EffectiveCost": sum((r["cost"] for r in views["AmortizedCost"] if not _commit_purchase(r)),
                                        Decimal(0))}
-        frame = to_focus(views["ActualCost"], views["AmortizedCost"], month, account, billing_account_name)
-        yield Chunk(source, month, frame, sources, totals)
+        frame = to_focus(views["ActualCost"], views["AmortizedCost"], month, account, account_name)
+        yield Chunk(sid, month, frame, sources, totals)
 
 
 def _commit_purchase(r: Mapping[str, Any]) -> bool:

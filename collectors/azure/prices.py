@@ -24,8 +24,9 @@ with its accelerator and shape fields null and ``flag`` set to ``"unknown instan
 never guessed from the name.
 
 Failures: 429 and 5xx answers, and transport errors, are retried a bounded number of times
-(:func:`get_with_retry`, honouring ``Retry-After``). A page that still fails raises
-:class:`finops.offers.OfferError` naming the provider, region and URL, and nothing is returned.
+(:func:`finops.retry.get`, honouring ``Retry-After`` in seconds or as an HTTP date). A page that
+still fails raises :class:`finops.offers.OfferError` naming the provider, region and URL, and
+nothing is returned.
 A price of zero or less, or a missing price, is logged as a warning naming the region and meter,
 and the row is dropped.
 """
@@ -38,14 +39,15 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import polars as pl
 
 from finops import offers
+from finops import retry as http_retry
+from finops.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ GPU_SERIES = re.compile(r"^Standard_N[CDGV]")
 """GPU sizes: the NC, NCC, ND, NG and NV families. NP is FPGA; no other family starts with N."""
 
 Item = Mapping[str, Any]
-Progress = Callable[[str, str], None]
+Progress = Callable[[str], None]
+"""``progress(message)``: ``"<region>: page <n>"`` after each page, ``"<region>: done"`` after each region."""
 
 
 # -- VM shapes ---------------------------------------------------------------------------------------
@@ -135,71 +138,12 @@ def is_gpu_size(arm_sku_name: str | None) -> bool:
 
 
 # -- HTTP --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How :func:`get_with_retry` retries. ``attempts`` counts every try, the first one included.
-    With no ``Retry-After`` header the wait is ``backoff`` × 2ⁿ. Any wait is capped at
-    ``max_wait``."""
-
-    attempts: int = 5
-    backoff: float = 1.0
-    max_wait: float = 60.0
-    statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or self.backoff < 0 or self.max_wait < 0:
-            raise ValueError(f"RetryPolicy needs attempts >= 1 and non-negative waits, not {self}")
-
-
-def make_client(*, timeout: float = 30.0, connect_retries: int = 3) -> httpx.Client:
-    """An ``httpx.Client`` for the Retail Prices API. Its transport retries failed connections
-    (``connect_retries``). Status retries are :func:`get_with_retry`'s job."""
-    return httpx.Client(transport=httpx.HTTPTransport(retries=connect_retries), timeout=timeout,
-                        headers={"Accept": "application/json"})
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` header in seconds: delta-seconds or an HTTP date. None if absent or
-    unreadable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def get_with_retry(http: httpx.Client, url: str, *, params: Mapping[str, str] | None = None,
-                   policy: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep
-                   ) -> httpx.Response:
-    """GET ``url``. A status in ``policy.statuses`` or a transport error leads to a wait and another
-    try, for at most ``policy.attempts`` tries in all. The wait is ``Retry-After`` if the server
-    sent one, otherwise exponential backoff. Returns the last response, which may still be an
-    error; the caller checks it. Raises the last transport error if no try got a response."""
-    for attempt in range(policy.attempts):
-        last = attempt == policy.attempts - 1
-        try:
-            resp = http.get(url, params=params)
-        except httpx.TransportError:
-            if last:
-                raise
-            wait = policy.backoff * 2 ** attempt
-        else:
-            if resp.status_code not in policy.statuses or last:
-                return resp
-            hinted = retry_after_seconds(resp.headers.get("Retry-After"))
-            wait = hinted if hinted is not None else policy.backoff * 2 ** attempt
-            resp.close()
-        sleep(min(wait, policy.max_wait))
-    raise AssertionError("unreachable: the loop returns or raises on its last attempt")
+def make_client(endpoint: str | None = None, *, timeout: float = 30.0, connect_retries: int = 3) -> httpx.Client:
+    """An ``httpx.Client`` for the Retail Prices API at ``endpoint`` (default :data:`BASE_URL`; a proxy,
+    a mirror or a local server otherwise). Its transport retries failed connections
+    (``connect_retries``); status retries are :func:`finops.retry.get`'s job."""
+    return httpx.Client(base_url=endpoint or BASE_URL, transport=httpx.HTTPTransport(retries=connect_retries),
+                        timeout=timeout, headers={"Accept": "application/json"})
 
 
 def region_filter(region: str) -> str:
@@ -228,7 +172,7 @@ def iter_pages(http: httpx.Client, region: str, *, base_url: str = BASE_URL,
         if not isinstance(items, list):
             raise offers.OfferError(f"{PROVIDER} {region}: page {page} from {url} has no Items list")
         if progress:
-            progress(region, f"page {page}")
+            progress(f"{region}: page {page}")
         yield items
         seen.add(url)
         next_link = body.get("NextPageLink")
@@ -241,7 +185,7 @@ def _get_page(http: httpx.Client, url: str, params: Mapping[str, str] | None, re
               policy: RetryPolicy, sleep: Callable[[float], None]) -> dict[str, Any]:
     shown = str(httpx.URL(url, params=params)) if params else url
     try:
-        resp = get_with_retry(http, url, params=params, policy=policy, sleep=sleep)
+        resp = http_retry.get(http, url, params=params, policy=policy, sleep=sleep)
     except httpx.TransportError as exc:
         raise offers.OfferError(f"{PROVIDER} {region}: GET {shown} failed after {policy.attempts} "
                                 f"attempts: {type(exc).__name__}: {exc}") from exc
@@ -333,31 +277,33 @@ def region_offers(items: Sequence[Item], observed_at: datetime,
     return [row for _, row in chosen.values()]
 
 
-def collect(http: httpx.Client, regions: Sequence[str], *, base_url: str = BASE_URL,
-            observed_at: datetime | None = None, progress: Progress | None = None,
+def collect(http: httpx.Client, regions: Sequence[str], *, observed_at: datetime | None = None,
+            progress: Progress | None = None, base_url: str | None = None,
             retry: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep,
             interruption: Mapping[str, Mapping[str, float]] | None = None) -> pl.DataFrame:
     """On-demand and spot prices of Azure GPU VMs in ``regions``, as an offer frame
     (:func:`finops.offers.frame`). Every row has the same ``observed_at`` (default: now, UTC).
 
     ``http`` is any ``httpx.Client``; :func:`make_client` makes one with connection retries.
-    ``base_url`` is where the first request of each region goes, and ``NextPageLink`` is followed
-    from there. ``progress(region, state)`` is called with ``"page N"`` after each page and
-    ``"done"`` after each region. ``retry`` bounds the retries on 429/5xx. ``interruption``
-    overrides the monthly spot interruption defaults (``[prices.interruption]``).
+    ``base_url`` (default: the client's own base URL, else :data:`BASE_URL`) is where the first
+    request of each region goes, and ``NextPageLink`` is followed from there. ``progress`` is called
+    with ``"<region>: page N"`` after each page and ``"<region>: done"`` after each region.
+    ``retry`` bounds the retries on 429/5xx. ``interruption`` overrides the monthly spot
+    interruption defaults (``[prices.interruption]``).
 
     Raises :class:`~finops.offers.OfferError` if any page fails after its retries. Nothing partial
     is returned."""
-    when = observed_at or datetime.now(timezone.utc)
-    when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    when = observed_at or datetime.now(UTC)
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     monthly = offers.interruption_table(interruption)
+    base_url = base_url or str(http.base_url).rstrip("/") or BASE_URL
     rows: list[dict[str, Any]] = []
     for region in dict.fromkeys(regions):  # each region once, in the order given
         items = [item for page in iter_pages(http, region, base_url=base_url, policy=retry, sleep=sleep,
                                              progress=progress) for item in page]
         rows.extend(region_offers(items, when, monthly))
         if progress:
-            progress(region, "done")
+            progress(f"{region}: done")
     unknown = sorted({r["instance_type"] for r in rows if r["flag"] == UNKNOWN_TYPE})
     if unknown:
         log.warning("%s: %d GPU size(s) not in VM_SHAPES, kept with flag %r: %s",

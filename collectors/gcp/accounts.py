@@ -16,6 +16,7 @@ from google.api_core import retry as api_retry
 from google.cloud import billing_v1
 
 from collectors.gcp import errors
+from collectors.gcp.endpoints import client_kwargs
 from collectors.gcp.prices import is_retryable
 
 RETRY = api_retry.Retry(predicate=is_retryable, initial=1.0, maximum=32.0, multiplier=2.0, timeout=300.0)
@@ -94,15 +95,4 @@ def account_names(accounts: Sequence[BillingAccount]) -> dict[str, str]:
 def make_client(endpoint: str | None = None) -> billing_v1.CloudBillingClient:
     """A CloudBillingClient with Application Default Credentials; with ``endpoint`` (REST transport) a
     local server on loopback is called anonymously, as Google's own emulators are."""
-    from google.api_core.client_options import ClientOptions
-
-    from collectors.prices import is_loopback
-
-    if not endpoint:
-        return billing_v1.CloudBillingClient()
-    kwargs: dict[str, object] = {"client_options": ClientOptions(api_endpoint=endpoint), "transport": "rest"}
-    if is_loopback(endpoint):
-        from google.auth.credentials import AnonymousCredentials
-
-        kwargs["credentials"] = AnonymousCredentials()
-    return billing_v1.CloudBillingClient(**kwargs)  # type: ignore[arg-type]
+    return billing_v1.CloudBillingClient(**client_kwargs(endpoint, rest=True))

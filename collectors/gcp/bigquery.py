@@ -26,10 +26,12 @@ from google.api_core import retry as api_retry
 from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 
-from collectors.billing import Chunk, CollectError, periods
+from collectors.billing import Chunk, CollectError, CollectSettings, periods, require_location
 from collectors.gcp import bigquery_export as bx
 from collectors.gcp import errors
-from finops.store import Source, Store
+from collectors.gcp.endpoints import client_kwargs
+from finops.config import BillingSource
+from finops.store import Source
 
 KIND = "gcp-bigquery"
 PAGE_SIZE = 50_000
@@ -52,8 +54,13 @@ Progress = Callable[[str, str], None]
 """``progress(invoice_month, state)``: "querying", "<n> rows", "mapped"."""
 
 
-def source_id(table: str) -> str:
-    """The collector's source id and cursor name for an export table ``project.dataset.table``."""
+def source_id(source: BillingSource, settings: CollectSettings | None = None) -> str:
+    """The source id and cursor name: ``source.name``, else ``gcp-bigquery:<project.dataset.table>``."""
+    return source.name or table_id(require_location(source))
+
+
+def table_id(table: str) -> str:
+    """The default source id of an export table ``project.dataset.table``."""
     return f"{KIND}:{table}"
 
 
@@ -104,7 +111,7 @@ def read_month(client: bigquery.Client, table: str, month: dt.date, *, retry: ap
 
     Raises :class:`CollectError` naming the call and, for a row the SDK cannot parse, its number.
     """
-    what = f"{source_id(table)} invoice month {month:%Y%m}"
+    what = f"{table_id(table)} invoice month {month:%Y%m}"
     with errors.named(f"{what}: BigQuery jobs.insert"):
         job = client.query(QUERY.format(table=table), job_config=query_config(month), retry=retry,
                            job_retry=job_retry, location=location)
@@ -133,22 +140,24 @@ def _source(table: str, month: dt.date, job_id: str, frame: pl.DataFrame) -> Sou
                   sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
 
 
-def collect(client: bigquery.Client, table: str, *, cursor: Mapping[str, Any] | None = None,
-            since: dt.date | None = None, today: dt.date | None = None, source: str | None = None,
-            account_names: Mapping[str, str] | None = None, retry: api_retry.Retry = RETRY,
+def collect(client: bigquery.Client, source: BillingSource, cursor: Mapping[str, Any] | None,
+            since: dt.date | None, *, settings: CollectSettings | None = None, retry: api_retry.Retry = RETRY,
             job_retry: api_retry.Retry = JOB_RETRY, page_size: int = PAGE_SIZE, location: str | None = None,
             progress: Progress | None = None) -> Iterator[Chunk]:
-    """One :class:`Chunk` per invoice month to (re)collect from the export ``table`` (``project.dataset.table``).
+    """One :class:`Chunk` per invoice month to (re)collect from the export table ``source.location``
+    (``project.dataset.table``).
 
-    ``cursor``: the store's cursor for :func:`source_id` (``store.cursor(source_id(table))``); ``since``
-    overrides it. ``source``: the chunks' source id and cursor name (default :func:`source_id`).
-    ``account_names``: billing account id → display name (see
-    :func:`collectors.gcp.accounts.discover`). Lazy: each month is queried when the caller asks for it,
-    so :func:`collectors.billing.run` writes a month before the next is read.
+    ``cursor``: the store's cursor for :func:`source_id`; ``since`` overrides it.
+    ``settings.billing_account_names``: billing account id → display name (see
+    :func:`collectors.gcp.accounts.discover`); ``settings.today`` pins today. The keyword-only rest
+    tunes the SDK calls (tests shorten the retries). Lazy: each month is queried when the caller asks
+    for it, so :func:`collectors.billing.run` writes a month before the next is read.
     """
+    settings = settings or CollectSettings()
+    table, sid = require_location(source), source_id(source)
+    account_names = dict(settings.billing_account_names) or None
     note = progress or (lambda _m, _s: None)
-    sid = source or source_id(table)
-    for month in periods(dict(cursor) if cursor else None, since, today):
+    for month in periods(dict(cursor) if cursor else None, since, settings.today):
         note(f"{month:%Y%m}", "querying")
         frame, job_id = read_month(client, table, month, retry=retry, job_retry=job_retry, page_size=page_size,
                                    location=location)
@@ -164,24 +173,9 @@ def collect(client: bigquery.Client, table: str, *, cursor: Mapping[str, Any] | 
                     source_totals=bx.source_totals(raw))
 
 
-def chunks(client: bigquery.Client, table: str, store: Store, **kwargs: Any) -> Iterator[Chunk]:
-    """:func:`collect` resuming from ``store``'s cursor for this table (or for ``source=``)."""
-    return collect(client, table, cursor=store.cursor(kwargs.get("source") or source_id(table)), **kwargs)
-
-
-def make_client(project: str | None = None, endpoint: str | None = None) -> bigquery.Client:
-    """A ``bigquery.Client`` with Application Default Credentials (``project``: the project billed for the
-    queries; default the credentials' own). With ``endpoint``, that API root instead of Google's; one on
-    loopback (a local emulator or test server) is called anonymously."""
-    if not endpoint:
-        return bigquery.Client(project=project)
-    from google.api_core.client_options import ClientOptions
-
-    from collectors.prices import is_loopback
-
-    kwargs: dict[str, Any] = {"client_options": ClientOptions(api_endpoint=endpoint)}
-    if is_loopback(endpoint):
-        from google.auth.credentials import AnonymousCredentials
-
-        kwargs["credentials"] = AnonymousCredentials()
-    return bigquery.Client(project=project, **kwargs)
+def make_client(source: BillingSource) -> bigquery.Client:
+    """A ``bigquery.Client`` with Application Default Credentials, billing the queries to the export
+    table's project. With ``source.endpoint_url``, that API root instead of Google's; one on loopback
+    (a local emulator or test server) is called anonymously."""
+    project = require_location(source).split(".")[0]
+    return bigquery.Client(project=project, **client_kwargs(source.endpoint_url))

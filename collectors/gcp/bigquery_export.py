@@ -43,8 +43,10 @@ import ast
 import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 from collectors.files import IngestError
 from collectors.formats import NativeFormat
@@ -172,7 +174,7 @@ def flatten(lf: pl.LazyFrame) -> pl.LazyFrame:
     return flatten(out) if any(isinstance(t, pl.Struct) for t in out.collect_schema().dtypes()) else out
 
 
-def _money(e: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _money(e: pl.Expr, dtype: pl.DataType | DataTypeClass) -> pl.Expr:
     # Floats go through their shortest text (5e-06 → "5e-6" → 0.000005): a binary cast would keep the
     # float's error in the 15th decimal.
     if dtype == DEC:
@@ -313,7 +315,7 @@ def _text_cast_errors(lf: pl.LazyFrame) -> tuple[str, int, str] | None:
     """(column, row, value) of the first scalar text value that does not parse as its type."""
     schema = lf.collect_schema()
     for col, target in RAW_COLUMNS.items():
-        if schema.get(col) != pl.String or target in (pl.String(),) or isinstance(target, pl.List):
+        if schema.get(col) != pl.String or target == pl.String() or isinstance(target, pl.List):
             continue
         e = pl.col(col)
         parsed = (e.str.strip_chars().cast(DEC, strict=False) if target == DEC
@@ -346,11 +348,11 @@ def expand_credits(df: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     followed by one ``credit`` row per credit not in :data:`NETTED_CREDITS` (``_credit.*`` set)."""
     lf = df.lazy()
     fields = ("name", "amount", "full_name", "id", "type")
-    credits = (lf.select("_row", "credits").explode("credits").drop_nulls("credits")
-               .select("_row", *[pl.col("credits").struct.field(f).alias(f"_credit.{f}") for f in fields])
-               .with_columns(pl.col("_credit.type").fill_null("UNKNOWN")))
+    credit_rows = (lf.select("_row", "credits").explode("credits").drop_nulls("credits")
+                   .select("_row", *[pl.col("credits").struct.field(f).alias(f"_credit.{f}") for f in fields])
+                   .with_columns(pl.col("_credit.type").fill_null("UNKNOWN")))
     netted_flag = pl.col("_credit.type").is_in(list(NETTED_CREDITS))
-    netted = (credits.filter(netted_flag).group_by("_row")
+    netted = (credit_rows.filter(netted_flag).group_by("_row")
               .agg(pl.col("_credit.amount").sum().alias("_netted"),
                    pl.col("_credit.type").filter(pl.col("_credit.type").is_in(list(CUD_CATEGORY))).first()
                    .alias("_cud.type"),
@@ -360,7 +362,7 @@ def expand_credits(df: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
                    .filter(pl.col("_credit.type").is_in(list(CUD_CATEGORY))).first().alias("_cud.name")))
     charges = (lf.join(netted, on="_row", how="left", maintain_order="left")
                .with_columns(pl.col("_netted").fill_null(pl.lit(0).cast(DEC)), pl.lit("charge").alias("_kind")))
-    itemised = (lf.join(credits.filter(~netted_flag), on="_row", how="inner", maintain_order="right")
+    itemised = (lf.join(credit_rows.filter(~netted_flag), on="_row", how="inner", maintain_order="right")
                 .with_columns(pl.lit(0).cast(DEC).alias("_netted"), pl.lit(None, pl.String).alias("_cud.type"),
                               pl.lit(None, pl.String).alias("_cud.id"), pl.lit(None, pl.String).alias("_cud.name"),
                               pl.lit("credit").alias("_kind")))
@@ -490,7 +492,7 @@ MAPPING: dict[str, pl.Expr] = {
 """FOCUS column → expression over the canonical frame after :func:`expand_credits` (and ``_tags``)."""
 
 
-def _tags_json(record: Mapping[str, object]) -> str | None:
+def _tags_json(record: Mapping[str, list[Mapping[str, Any]] | None]) -> str | None:
     """Project labels < tags < labels < system labels (later wins); valueless tags are ``true``."""
     out: dict[str, object] = {}
     for col in ("project.labels", "tags", "labels", "system_labels"):
@@ -521,8 +523,9 @@ def to_focus_frame(raw: pl.DataFrame | pl.LazyFrame, account_names: Mapping[str,
     lf = _with_tags(expand_credits(raw))
     exprs = [e.alias(k) for k, e in MAPPING.items()]
     if account_names:
+        account_id = _c("billing_account_id")
         exprs[list(MAPPING).index("BillingAccountName")] = (
-            recode(_c("billing_account_id"), dict(account_names), default=_c("billing_account_id")).alias("BillingAccountName"))
+            recode(account_id, dict(account_names), default=account_id).alias("BillingAccountName"))
     return focus.conform(lf.select(exprs))
 
 
@@ -533,9 +536,9 @@ def normalize(lf: pl.LazyFrame, name: str, account_names: Mapping[str, str] | No
 
 def source_totals(raw: pl.DataFrame) -> dict[str, Decimal]:
     """What the export itself says the rows cost: ``cost`` plus every credit (the BilledCost to expect)."""
-    credits = raw.select(pl.col("credits").explode().struct.field("amount").sum()).item()
+    credit_total = raw.select(pl.col("credits").explode().struct.field("amount").sum()).item()
     cost = raw.select(pl.col("cost").sum()).item()
-    return {"BilledCost": Decimal(cost or 0) + Decimal(credits or 0)}
+    return {"BilledCost": Decimal(cost or 0) + Decimal(credit_total or 0)}
 
 
 # -- native format registry ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +34,7 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
 from google.cloud import billing_v1
 
+from collectors.gcp.endpoints import client_kwargs
 from finops import offers
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ SERVICES: dict[str, str] = {COMPUTE_ENGINE: "Compute Engine", CLOUD_TPU: "Cloud 
 PAGE_SIZE = 5000  # the API's largest page
 CALL = "CloudCatalogClient.list_skus"
 
-Progress = Callable[[str, int], None]
-"""``progress(service, skus_read)``, called after each page."""
+Progress = Callable[[str], None]
+"""``progress(message)``: ``"<service>: <n> SKUs"`` after each page."""
 
 
 # -- machine shapes ----------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def fetch_skus(catalog: billing_v1.CloudCatalogClient, service: str, *, retry: a
         for response in pager.pages:
             skus.extend(response.skus)
             if progress:
-                progress(service, len(skus))
+                progress(f"{service}: {len(skus)} SKUs")
             page += 1
     except (api_exceptions.GoogleAPIError, OSError) as exc:  # OSError: requests' connection errors
         raise offers.OfferError(
@@ -374,6 +375,12 @@ def offers_from_rates(rates: Sequence[Rate], regions: Sequence[str], observed_at
     return offers.frame(rows)
 
 
+def make_client(endpoint: str | None = None) -> billing_v1.CloudCatalogClient:
+    """A Cloud Billing Catalog client with Application Default Credentials, or at ``endpoint`` (REST
+    transport; anonymous on loopback, as Google's own emulators are called)."""
+    return billing_v1.CloudCatalogClient(**client_kwargs(endpoint, rest=True))
+
+
 def collect(catalog: billing_v1.CloudCatalogClient, regions: Sequence[str], *, observed_at: datetime | None = None,
             progress: Progress | None = None, retry: api_retry.Retry = DEFAULT_RETRY,
             timeout: float = 60.0) -> pl.DataFrame:
@@ -383,10 +390,10 @@ def collect(catalog: billing_v1.CloudCatalogClient, regions: Sequence[str], *, o
     Reads the Compute Engine and Cloud TPU SKUs with ``catalog.list_skus`` (all pages, each retried by
     ``retry``), composes each machine of :data:`MACHINES` from its core, RAM and GPU SKUs and each TPU
     slice of :data:`TPU_VERSIONS` from its per-chip SKU. ``observed_at`` defaults to now (UTC);
-    ``progress(service, skus_read)`` is called after each page. Raises :class:`OfferError` when a
+    ``progress("<service>: <n> SKUs")`` is called after each page. Raises :class:`OfferError` when a
     page fails after the retries; nothing partial is returned."""
-    when = observed_at or datetime.now(timezone.utc)
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    when = observed_at or datetime.now(UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
     rates: list[Rate] = []
     fetched = {service: fetch_skus(catalog, service, retry=retry, timeout=timeout, progress=progress)
                for service in SERVICES}

@@ -45,4 +45,4 @@ from finops.generate.org import Account, Commitment, Org, Team, make_org
 from finops.generate.plan import Grain as Grain
 from finops.generate.rows import generate
 
-__all__ = ["Team", "Account", "Commitment", "Org", "make_org", "generate", "write_exports", "PROVIDER_KEYS"]
+__all__ = ["PROVIDER_KEYS", "Account", "Commitment", "Org", "Team", "generate", "make_org", "write_exports"]

@@ -95,7 +95,8 @@ class _Sku:
 def _vm(provider: str, kind: str, service: str, name: str, price: float, weight: float, cores: int,
         mem: int, gpus: int = 0, series: str = "", desc: str = "", spot_desc: str = "", word: str = "",
         rtype: str = "Instance", path: str = "", meter: str = "Instance Hours") -> _Sku:
-    details: list[tuple[str, Any]] = [("CoreCount", cores), ("InstanceSeries", series or name.split(".")[0]),
+    details: list[tuple[str, Any]] = [("CoreCount", cores),
+                                      ("InstanceSeries", series or name.split(".", maxsplit=1)[0]),
                                       ("InstanceType", name), ("MemorySize", mem), ("OperatingSystem", "Linux")]
     if gpus:
         details.append(("GpuCount", gpus))

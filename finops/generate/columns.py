@@ -30,7 +30,7 @@ def _dec(values: np.ndarray, valid: np.ndarray | None = None, scale: int = 6) ->
     words[:, 1] = v >> 63
     bitmap = None if valid is None else pa.py_buffer(np.packbits(valid.astype(bool), bitorder="little"))
     arr = pa.Array.from_buffers(pa.decimal128(38, scale), len(v), [bitmap, pa.py_buffer(words)])
-    return pl.Series(arr).cast(focus.DECIMAL)  # type: ignore[arg-type]
+    return pl.Series(arr).cast(focus.DECIMAL)
 
 
 def _dt(us: np.ndarray) -> pl.Series:
@@ -39,7 +39,7 @@ def _dt(us: np.ndarray) -> pl.Series:
 
 def _table(values: Sequence[str | None]) -> pl.Series:
     """A lookup table with a trailing null: index ``len(values)`` reads as null."""
-    return pl.Series(list(values) + [None], dtype=pl.String)
+    return pl.Series([*values, None], dtype=pl.String)
 
 
 def _const(value: str | None, n: int) -> pl.Series:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -51,8 +51,13 @@ class _Sink:
             return
         first = self.handle is None
         if self.handle is None:
-            self.handle = (gzip.open(self.path, "wb", compresslevel=_GZIP_LEVEL) if self.fmt == "csv.gz"
-                           else open(self.path, "wb"))
+            # Held open across flushes; close() closes it (write_exports calls close() in `finally`).
+            if self.fmt == "csv.gz":
+                # typeshed types GzipFile as a BufferedIOBase, not an IO[bytes]; polars writes to either.
+                gz = gzip.open(self.path, "wb", compresslevel=_GZIP_LEVEL)  # noqa: SIM115
+                self.handle = cast(IO[bytes], gz)
+            else:
+                self.handle = open(self.path, "wb")  # noqa: SIM115
         _csv_view(frame).write_csv(self.handle, include_header=first, null_value="",
                                    datetime_format="%Y-%m-%dT%H:%M:%SZ")
 

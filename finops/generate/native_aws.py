@@ -18,6 +18,7 @@ gets a ``SpotUsage`` usage type. Tags go into the ``resource_tags`` map as ``use
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -108,12 +109,14 @@ def to_cur2(frame: pl.LazyFrame) -> pl.LazyFrame:
         pl.when(is_ri).then(c("CommitmentDiscountId")).alias("reservation_reservation_a_r_n"),
         cost(pl.when(is_ri & (t == "DiscountedUsage")).then(c("EffectiveCost")).otherwise(zero))
         .alias("reservation_effective_cost"),
-        cost(pl.when(is_ri & unused).then(c("EffectiveCost")).otherwise(zero)).alias("reservation_unused_recurring_fee"),
+        cost(pl.when(is_ri & unused).then(c("EffectiveCost")).otherwise(zero))
+        .alias("reservation_unused_recurring_fee"),
         cost(zero).alias("reservation_unused_amortized_upfront_fee_for_billing_period"),
         pl.when(is_sp).then(c("CommitmentDiscountId")).alias("savings_plan_savings_plan_a_r_n"),
         cost(pl.when(is_sp & (t == "SavingsPlanCoveredUsage")).then(c("EffectiveCost")).otherwise(zero))
         .alias("savings_plan_savings_plan_effective_cost"),
-        cost(pl.when(is_sp & unused).then(c("EffectiveCost")).otherwise(zero)).alias("savings_plan_total_commitment_to_date"),
+        cost(pl.when(is_sp & unused).then(c("EffectiveCost")).otherwise(zero))
+        .alias("savings_plan_total_commitment_to_date"),
         cost(zero).alias("savings_plan_used_commitment"),
         c("Tags").alias("__tags"),
     )
@@ -166,10 +169,11 @@ def _write_manifest(export_dir: Path, export: str, bucket: str, period: str, rel
                     part: pl.DataFrame) -> Path:
     start = part["bill_billing_period_start_date"].min()
     end = part["bill_billing_period_end_date"].max()
+    assert isinstance(start, dt.datetime) and isinstance(end, dt.datetime)
+    payer = str(part["bill_payer_account_id"][0])
     manifest = {
         "version": "2", "executionId": f"{export}-{period}", "bucket": bucket,
-        "exportName": export, "exportArn": f"arn:aws:bcm-data-exports:us-east-1:{part['bill_payer_account_id'][0]}"
-                                           f":export/{export}",
+        "exportName": export, "exportArn": f"arn:aws:bcm-data-exports:us-east-1:{payer}:export/{export}",
         "billingPeriod": {"start": f"{start:%Y-%m-%dT%H:%M:%S.000Z}", "end": f"{end:%Y-%m-%dT%H:%M:%S.000Z}"},
         "dataFiles": [f"s3://{bucket}/{rel}"],
         "columns": [{"name": f.name, "type": str(f.type)} for f in schema],

@@ -74,7 +74,8 @@ def _native(lf: pl.LazyFrame, kind: str) -> pl.LazyFrame:
         "ConsumedService": c("ResourceId").str.extract(r"(?i)/providers/([^/]+)/", 1),
         "Tags": tags, "UnitOfMeasure": c("PricingUnit").replace_strict(UNITS, default=c("PricingUnit")),
         "ResourceGroup": rg,
-        "ReservationId": pl.when(commit_type == "Reservation").then(c("CommitmentDiscountId").str.split("/").list.last()),
+        "ReservationId": pl.when(commit_type == "Reservation")
+        .then(c("CommitmentDiscountId").str.split("/").list.last()),
         "ReservationName": pl.when(commit_type == "Reservation").then(c("CommitmentDiscountName")),
         "IsAzureCreditEligible": pl.lit("True"), "PublisherName": c("PublisherName"),
         "ChargeType": charge, "Frequency": frequency, "PublisherType": pl.lit("Azure"),

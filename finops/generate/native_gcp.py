@@ -58,8 +58,8 @@ def _credits(amount: str | None, kind: str | None, ident: str | None) -> str:
     if amount is None:
         return "[]"
     # The amount is written as the exact decimal text (json.dumps would go through a float).
-    return ('[{"name": %s, "amount": %s, "full_name": null, "id": %s, "type": %s}]'
-            % (json.dumps(ident or kind), amount, json.dumps(ident), json.dumps(kind)))
+    return (f'[{{"name": {json.dumps(ident or kind)}, "amount": {amount}, "full_name": null, '
+            f'"id": {json.dumps(ident)}, "type": {json.dumps(kind)}}}]')
 
 
 def to_export_rows(focus_frame: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:

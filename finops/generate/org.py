@@ -92,6 +92,11 @@ class Commitment:
     account: int  # index into Org.accounts (the shared account that bought it)
 
 
+# key, provider, id, name, type, category, payment, term days, discount, kinds, sku, region, coverage, service
+_CommitmentSpec = tuple[str, str, str, str, str, Literal["Spend", "Usage"], Literal["upfront", "recurring"], int, float,
+                        tuple[str, ...], str | None, str | None, float, str]
+
+
 @dataclass(frozen=True)
 class Org:
     """The organisation the data describes: teams, accounts per cloud, commitments."""
@@ -117,8 +122,9 @@ def _make_team(name: str, rnd: _Rand) -> Team:
     n_proj = 2 + int(rnd.random() * 3)  # 2..4
     weight, pref, mult = _TEAM_PROFILE.get(
         name, (0.5 + rnd.random() * 0.7, (0.6 + rnd.random(), 0.6 + rnd.random(), 0.6 + rnd.random()), {}))
-    home = tuple(min(int(rnd.random() ** 2 * _NREG), _NREG - 1) for _ in _PROVIDERS)
-    return Team(name, tuple(pool[:n_proj]), weight, pref, tuple(mult.get(k, 1.0) for k in KINDS), home)  # type: ignore[arg-type]
+    aws, gcp, azure = (min(int(rnd.random() ** 2 * _NREG), _NREG - 1) for _ in _PROVIDERS)
+    home = (aws, gcp, azure)
+    return Team(name, tuple(pool[:n_proj]), weight, pref, tuple(mult.get(k, 1.0) for k in KINDS), home)
 
 
 def _gcp_project_id(team: str, project: str, rnd: _Rand) -> str:
@@ -158,7 +164,7 @@ def _commitments(accounts: Sequence[Account], billing: Sequence[tuple[str, str]]
     def before() -> int:
         return 40 + int(rnd.random() * 200)
 
-    specs = [
+    specs: list[_CommitmentSpec] = [
         ("aws-csp", "aws", f"arn:aws:savingsplans::{aws_payer}:savingsplan/{rnd.guid()}",
          "Compute Savings Plan 1yr No Upfront", "Savings Plan", "Spend", "recurring", 365, 0.28, ("gpu", "cpu"),
          None, None, 0.35, "Savings Plans for AWS Compute usage"),
@@ -187,7 +193,7 @@ def _commitments(accounts: Sequence[Account], billing: Sequence[tuple[str, str]]
     out: list[Commitment] = []
     for key, prov, cid, name, ctype, cat, pay, term, disc, kinds, sku, region, cov, svc in specs:
         in_window = key == "aws-smsp"
-        out.append(Commitment(key, prov, cid, name, ctype, cat, pay, term, disc, kinds, sku, region, cov,  # type: ignore[arg-type]
+        out.append(Commitment(key, prov, cid, name, ctype, cat, pay, term, disc, kinds, sku, region, cov,
                               spare(), in_window, 0 if in_window else before(), svc,
                               _code(f"commitment:{key}", prov), shared[prov]))
     return out

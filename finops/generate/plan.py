@@ -83,8 +83,8 @@ def _window(days: int, end: dt.date | None, grain: Grain) -> tuple[np.ndarray, i
         raise ValueError(f"days must be at least 1, got {days}")
     if grain not in ("daily", "hourly"):
         raise ValueError(f"grain must be 'daily' or 'hourly', got {grain!r}")
-    end = end or dt.datetime.now(dt.timezone.utc).date()
-    end_us = int(dt.datetime(end.year, end.month, end.day, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000
+    end = end or dt.datetime.now(dt.UTC).date()
+    end_us = int(dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC).timestamp()) * 1_000_000
     step = 24 if grain == "daily" else 1
     n = days * 24 // step
     bounds = end_us - days * 24 * _US_PER_HOUR + np.arange(n + 1, dtype=np.int64) * step * _US_PER_HOUR
@@ -98,8 +98,8 @@ def _months(bounds: np.ndarray) -> tuple[np.ndarray, list[tuple[dt.datetime, dt.
     months = []
     for m in uniq:
         y, mo = divmod(int(m), 12)
-        first = dt.datetime(1970 + y, mo + 1, 1, tzinfo=dt.timezone.utc)
-        nxt = dt.datetime(first.year + (first.month == 12), first.month % 12 + 1, 1, tzinfo=dt.timezone.utc)
+        first = dt.datetime(1970 + y, mo + 1, 1, tzinfo=dt.UTC)
+        nxt = dt.datetime(first.year + (first.month == 12), first.month % 12 + 1, 1, tzinfo=dt.UTC)
         months.append((first, nxt))
     return np.searchsorted(uniq, month_num), months
 
@@ -130,11 +130,11 @@ def _apportion(total: int, w: np.ndarray) -> np.ndarray:
 
 def _kind_tables(org: Org, provs: np.ndarray) -> dict[str, np.ndarray]:
     """Cumulative weights: team, provider per team, kind per (team, provider), SKU per (provider, kind)."""
-    T = len(org.teams)
+    n_teams = len(org.teams)
     team_cum = _cum(np.array([t.weight for t in org.teams]))
     pref = np.array([[t.provider_pref[p] * _PROVIDERS[p].share for p in provs] for t in org.teams])
     prov_cum = _cum(pref)
-    kind_w = np.zeros((T, len(_PROVIDERS), len(KINDS)))
+    kind_w = np.zeros((n_teams, len(_PROVIDERS), len(KINDS)))
     for ti, t in enumerate(org.teams):
         for pi in range(len(_PROVIDERS)):
             for ki, k in enumerate(KINDS):
@@ -144,11 +144,11 @@ def _kind_tables(org: Org, provs: np.ndarray) -> dict[str, np.ndarray]:
     width = max(int(((_SKU_PROV == p) & (_SKU_KIND == k)).sum()) for p in range(3) for k in range(len(KINDS)))
     sku_idx = np.zeros((len(_PROVIDERS), len(KINDS), width), dtype=np.int64)
     sku_w = np.zeros((len(_PROVIDERS), len(KINDS), width))
-    for p in range(len(_PROVIDERS)):
-        for k in range(len(KINDS)):
-            ids = np.flatnonzero((_SKU_PROV == p) & (_SKU_KIND == k))
-            sku_idx[p, k, :len(ids)] = ids
-            sku_w[p, k, :len(ids)] = [_SKUS[i].weight for i in ids]
+    for pi in range(len(_PROVIDERS)):
+        for ki in range(len(KINDS)):
+            ids = np.flatnonzero((_SKU_PROV == pi) & (_SKU_KIND == ki))
+            sku_idx[pi, ki, :len(ids)] = ids
+            sku_w[pi, ki, :len(ids)] = [_SKUS[i].weight for i in ids]
     return {"team_cum": team_cum, "prov_cum": prov_cum, "kind_cum": kind_cum, "sku_idx": sku_idx,
             "sku_cum": _cum(sku_w), "n_projects": np.array([len(t.projects) for t in org.teams]),
             "home": np.array([t.home_region for t in org.teams])}
@@ -156,10 +156,10 @@ def _kind_tables(org: Org, provs: np.ndarray) -> dict[str, np.ndarray]:
 
 def _account_tables(org: Org) -> dict[str, np.ndarray]:
     """Account index lookups: AWS/Azure by (team, prod|nonprod), GCP by (team, project), shared per cloud."""
-    T = len(org.teams)
+    n_teams = len(org.teams)
     maxp = max(len(t.projects) for t in org.teams)
-    env_acct = np.full((len(_PROVIDERS), T, 2), -1, dtype=np.int64)
-    proj_acct = np.full((T, maxp), -1, dtype=np.int64)
+    env_acct = np.full((len(_PROVIDERS), n_teams, 2), -1, dtype=np.int64)
+    proj_acct = np.full((n_teams, maxp), -1, dtype=np.int64)
     shared = np.full(len(_PROVIDERS), -1, dtype=np.int64)
     team_i = {t.name: i for i, t in enumerate(org.teams)}
     for ai, a in enumerate(org.accounts):
@@ -168,7 +168,7 @@ def _account_tables(org: Org) -> dict[str, np.ndarray]:
             shared[p] = ai
         elif a.provider == "gcp":
             ti = team_i[a.team]
-            proj_acct[ti, org.teams[ti].projects.index(a.project)] = ai  # type: ignore[arg-type]
+            proj_acct[ti, org.teams[ti].projects.index(a.project)] = ai
         else:
             env_acct[p, team_i[a.team], 0 if a.env == "prod" else 1] = ai
     return {"env_acct": env_acct, "proj_acct": proj_acct, "shared": shared}
@@ -242,7 +242,7 @@ def _set_sizes(actives: list[_Active], sums: np.ndarray, counts: np.ndarray) -> 
             a.instances = max(1, math.ceil(int(counts[a.index]) * (1 + a.c.spare)))
             a.list_micro = int(_LIST_MICRO[a.sku, a.region])
             a.contracted_micro = int(_CONTRACTED_MICRO[a.sku, a.region])
-            a.hourly = Decimal(int(round(a.list_micro * (1.0 - a.c.discount)))) / _MICRO
+            a.hourly = Decimal(round(a.list_micro * (1.0 - a.c.discount))) / _MICRO
 
 
 def _structural_specs(plan: _Plan) -> list[list[tuple[Any, ...]]]:
@@ -255,8 +255,8 @@ def _structural_specs(plan: _Plan) -> list[list[tuple[Any, ...]]]:
             specs[a.purchase_p].append(("purchase", a.index))
     last_of_month = np.flatnonzero(np.r_[plan.month_of[1:] != plan.month_of[:-1], True])
     tax_accounts = [i for i, acc in enumerate(plan.org.accounts) if _PIDX[acc.provider] in plan.provs]
-    for p in last_of_month:
-        specs[p].extend(("tax", ai, int(plan.month_of[p])) for ai in tax_accounts)
+    for last in last_of_month:
+        specs[last].extend(("tax", ai, int(plan.month_of[last])) for ai in tax_accounts)
     for a in plan.actives:
         lo, hi = max(a.start_p, 0), min(a.end_p, n)
         if a.c.payment == "recurring":

@@ -106,6 +106,6 @@ def _resource_strings(plan: _Plan, a: dict[str, np.ndarray]) -> tuple[pl.Series,
         cols.append(t["rid_pieces"].gather(idx))
     cols.append(t["rid_lits"][3].gather(fmt))
     tail = pl.select(pl.when(pl.Series(t["rid_hex"][fmt])).then(names["h16"]).otherwise(names["name"])).to_series()
-    frame = pl.DataFrame({f"c{i}": c for i, c in enumerate(cols + [tail])})
+    frame = pl.DataFrame({f"c{i}": c for i, c in enumerate([*cols, tail])})
     rid = frame.select(pl.concat_str(pl.all()).alias("rid")).to_series()
     return rid, names["name"]

@@ -15,7 +15,7 @@ from finops.generate.plan import _EXACT, _US_PER_HOUR, _Active, _Plan
 
 
 def _us_to_dt(us: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(us / 1_000_000, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(us / 1_000_000, tz=dt.UTC)
 
 
 def _dmicro(micro: int) -> Decimal:
@@ -138,7 +138,7 @@ def _unused_row(plan: _Plan, a: _Active, p: int, ledger: _Ledger) -> dict[str, A
         qty = Decimal(a.instances * plan.grain_hours) - used_q
         lup, cup, unit = _dmicro(a.list_micro), _dmicro(a.contracted_micro), "Hours"
         list_cost, contracted, effective = lup * qty, cup * qty, a.hourly * qty
-        assert a.sku is not None
+        assert a.sku is not None and a.region is not None
         row.update(SkuId=plan.tables["sku_id"][a.sku * _NREG + a.region],
                    SkuPriceId=plan.tables["sku_price_id"][(a.sku * _NREG + a.region) * 2],
                    SkuMeter=_SKUS[a.sku].meter)

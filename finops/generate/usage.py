@@ -54,18 +54,18 @@ def _usage_chunk(plan: _Plan, c0: int, c1: int) -> tuple[pl.DataFrame, pl.DataFr
     p = np.searchsorted(plan.cum_end, cells, side="right")
     r = cells - (plan.cum_end[p] - plan.usage[p])
     need = _needed(p, r)
-    A = _attrs(plan, need)
+    attrs = _attrs(plan, need)
     na = int(plan.anchors["n"])
-    raw_credit = (_unif(seed, _S["credit"], A["r"]) < _CREDIT_P) & (A["r"] >= na)
+    raw_credit = (_unif(seed, _S["credit"], attrs["r"]) < _CREDIT_P) & (attrs["r"] >= na)
     ix = np.searchsorted(need, r)
     ip = np.searchsorted(need, np.maximum(r - 1, 0))
-    parent_ok = (r >= na) & (r >= 1) & ~raw_credit[ip] & (A["cover"][ip] < 0)
+    parent_ok = (r >= na) & (r >= 1) & ~raw_credit[ip] & (attrs["cover"][ip] < 0)
     credit = raw_credit[ix] & parent_ok
     adjust = ~raw_credit[ix] & parent_ok & (_unif(seed, _S["adjust"], r, p) < _ADJUST_P)
     derived = credit | adjust
     bi = np.where(derived, ip, ix)  # block index of the resource the row is about
-    br = A["r"][bi]
-    g = {k: v[bi] for k, v in A.items()}
+    br = attrs["r"][bi]
+    g = {k: v[bi] for k, v in attrs.items()}
     kind, sku, region, prov = g["kind"], g["sku"], g["region"], g["prov"]
     n = len(cells)
 
@@ -120,7 +120,7 @@ def _usage_chunk(plan: _Plan, c0: int, c1: int) -> tuple[pl.DataFrame, pl.DataFr
     billed = pl.select(pl.when(pl.Series(bill_zero)).then(pl.lit(0, focus.DECIMAL)).otherwise(contracted)).to_series()
 
     # Strings.
-    rid_block, name_block = _resource_strings(plan, A)
+    rid_block, name_block = _resource_strings(plan, attrs)
     null_sku = _NSKU
     sku_u = np.where(usage, sku, null_sku)
     sr = np.where(usage, sku * _NREG + region, len(t["sku_id"]) - 1)

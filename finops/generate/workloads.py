@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ def workload_dicts(n: int = 200, *, seed: int = 0, teams: Sequence[str] = DEFAUL
                    now: datetime | None = None) -> list[dict[str, Any]]:
     """``n`` workload specs as plain mappings (what a YAML file holds)."""
     rnd = random.Random(seed)
-    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
     out = []
     for i in range(n):
         team = teams[rnd.randrange(len(teams))]

@@ -15,14 +15,20 @@ from finops.config import Config
 from finops.services.progress import QUIET, Progress
 
 
+def first_line(e: BaseException) -> str:
+    """An SDK exception as one line: its class and the first line of its message."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
 class ChoiceError(ValueError):
     """An option naming something that does not exist (a provider, a kind)."""
 
 
 def _check_providers(chosen: Sequence[str]) -> None:
-    unknown = [p for p in chosen if p not in providers.KNOWN]
+    unknown = [p for p in chosen if p not in providers.clouds()]
     if unknown:
-        raise ChoiceError(f"--provider {', '.join(unknown)}: expected {', '.join(providers.KNOWN)}")
+        raise ChoiceError(f"--provider {', '.join(unknown)}: expected {providers.expected()}")
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,9 @@ def collect_billing(cfg: Config, only: Sequence[str] = (), since: date | None = 
     _check_providers(chosen)
     todo = [(p, s) for p in chosen if p in cfg.providers for s in cfg.providers[p].billing]
     if not todo:
-        raise ChoiceError("no billing sources configured: add [[providers.<aws|gcp|azure>.billing]] to "
-                          "finops.toml (see `finops init`), or ingest exported files with `finops ingest`")
+        kinds = "|".join(providers.clouds())
+        raise ChoiceError(f"no billing sources configured: add [[providers.<{kinds}>.billing]] to finops.toml "
+                          "(see `finops init`), or ingest exported files with `finops ingest`")
     result = BillingCollection()
     step = progress.start("billing", total=len(todo))
     for p, src in todo:
@@ -103,20 +110,23 @@ def collect_prices(cfg: Config, only: Sequence[str] = (), regions: Sequence[str]
     from collectors import prices as price_collectors
 
     store = cfg.open_store()
-    chosen = list(only) or [p for p, c in cfg.providers.items() if c.enabled] or list(providers.KNOWN)
+    chosen = list(only) or [p for p, c in cfg.providers.items() if c.enabled] or list(providers.clouds())
     _check_providers(chosen)
     result = PriceCollection()
     step = progress.start("prices", total=len(chosen))
     for p in chosen:
         where = list(regions) or (cfg.providers[p].regions if p in cfg.providers else [])
         t0 = time.perf_counter()
+        def note(msg: str, p: str = p) -> None:
+            step.update(f"{p}: {msg}")
         try:
-            df = price_collectors.collect(p, where, endpoint=cfg.prices.endpoints.get(p),
-                                          progress=lambda msg, p=p: step.update(f"{p}: {msg}"))
+            df = price_collectors.collect(p, where, endpoint=cfg.prices.endpoints.get(p), progress=note)
             df = offers.with_interruption(df, cfg.prices.interruption)
             known = offers.record(store, df)
         except offers.OfferError as e:
             result.failed.append(f"{p}: {e}")
+        except Exception as e:  # noqa: BLE001 — an SDK error (no credentials, transport) fails this provider, not the run
+            result.failed.append(f"{p}: {first_line(e)}")
         else:
             result.collected.append(PriceRun(p, df.height, int((df["market"] == "spot").sum()),
                                              int((df["market"] == "on_demand").sum()),
@@ -138,7 +148,12 @@ class GcpAccount:
 
 def gcp_accounts(endpoint: str | None = None, include_closed: bool = False) -> list[GcpAccount]:
     """The GCP billing accounts the credentials can see and their projects (Cloud Billing API)."""
+    from collectors.billing import CollectError
     from collectors.gcp import accounts
 
-    found = accounts.discover(accounts.make_client(endpoint), include_closed=include_closed)
+    try:
+        client = accounts.make_client(endpoint)
+    except Exception as e:  # google.auth's DefaultCredentialsError and kin: say what, not where in the SDK
+        raise CollectError(f"GCP Cloud Billing API: {first_line(e)}") from e
+    found = accounts.discover(client, include_closed=include_closed)
     return [GcpAccount(a.id, a.display_name, a.open, a.currency, [p.project_id for p in a.projects]) for a in found]

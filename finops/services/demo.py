@@ -87,8 +87,10 @@ def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Pa
     step.finish(f"{known:,} GPU/TPU offers known (catalog snapshot of {SNAPSHOT_DATE:%Y-%m-%d})")
     step = progress.start("queueing 200 generated workloads and placing them")
     placed = plan_summary(placement_run.demo(cfg, store, seed=seed, teams=teams)[1])
+    age = placed.get("price_age_hours")
+    stale = f" on prices {age / 24:,.0f} days old (the shipped snapshot)" if age else ""
     step.finish(f"placed {placed['placed']} of {placed['workloads']} queued workloads, expected "
-                f"${placed['expected_cost']:,.0f} (`finops queue list`, `finops place`)")
+                f"${placed['expected_cost']:,.0f}{stale} (`finops queue list`, `finops place`)")
     cheapest = offers.select(offers.latest_offers(store), offers.Query("A100", 8, "spot")).head(3).collect()
     return DemoResult(store.url, result.rows, summarise(store.manifests("billing"), ("provider", "billing_period")),
                       known, SNAPSHOT_DATE, placed,
@@ -118,7 +120,7 @@ def demo_rules(cfg: Config, org: Any) -> Config:
     shared platform accounts as one pool."""
     accounts = {p: config_mod.ProviderConfig(accounts=[
         config_mod.Account(id=a.sub_account_id, name=a.sub_account_name, team=a.team, project=a.project)
-        for a in org.accounts_of(p)]) for p in providers.KNOWN}
+        for a in org.accounts_of(p)]) for p in providers.clouds()}
     shared = config_mod.SharedPool(name="shared platform", accounts=[a.sub_account_id for a in org.accounts
                                                                       if a.team is None])
     return cfg.model_copy(update={"teams": [config_mod.Team(name=t.name) for t in org.teams], "providers": accounts,

@@ -16,24 +16,27 @@ from finops.config import Config
 @dataclass(frozen=True)
 class CatalogImport:
     directory: Path
-    observed_at: datetime | None
+    dates: dict[str, tuple[datetime, str]]
+    """Per cloud: the date its prices were stamped with and where it came from (``given``, the shipped
+    snapshot, a SOURCES.md, or ``undated``)."""
     counts: list[dict[str, object]]
     """Observations by provider and market (``provider``, ``market``, ``len``)."""
     rows: int
     offers_known: int
+    problems: list[str]
+    """Rows dropped or flagged, as ``<file>:<line>: what``."""
 
 
 def import_catalog(cfg: Config, directory: Path | None = None, observed_at: datetime | None = None) -> CatalogImport:
-    """Import price catalogs in SkyPilot's CSV layout (default: the snapshot shipped with finops)."""
-    from collectors.catalog import SNAPSHOT_DATE, read_catalog, snapshot_dir
+    """Import price catalogs in SkyPilot's CSV layout (default: the snapshot shipped with finops), stamped
+    ``observed_at`` if given, else with each catalog's own date (never a file's modification time)."""
+    from collectors.catalog import load_catalog, snapshot_dir
 
     when = observed_at.replace(tzinfo=observed_at.tzinfo or UTC) if observed_at else None
-    if directory is None:
-        directory, when = snapshot_dir(), when or SNAPSHOT_DATE
-    df = read_catalog(directory, observed_at=when, interruption=cfg.prices.interruption)
-    known = offers.record(cfg.open_store(), df)
-    counts = df.group_by("provider", "market").len().sort("provider", "market").rows(named=True)
-    return CatalogImport(directory, when, counts, df.height, known)
+    read = load_catalog(directory or snapshot_dir(), observed_at=when, interruption=cfg.prices.interruption)
+    known = offers.record(cfg.open_store(), read.offers)
+    counts = read.offers.group_by("provider", "market").len().sort("provider", "market").rows(named=True)
+    return CatalogImport(directory or snapshot_dir(), read.dates, counts, read.offers.height, known, read.problems)
 
 
 def cheapest(cfg: Config, accelerator: str | None = None, count: float | None = None, spot: bool = False,

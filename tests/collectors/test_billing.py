@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from datetime import date
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import polars as pl
@@ -13,10 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collectors import formats
-from collectors.billing import add_months, periods
+from collectors.billing import periods
 from collectors.files import IngestError, ingest
 from finops.generate import generate
 from finops.generate.native import write_native_exports
+from finops.periods import add_months
 from finops.store import Store
 from tests.conftest import DATA
 
@@ -32,7 +34,8 @@ def test_periods_default_cursor_and_since() -> None:
     assert periods({"period": "2026-11-01"}, None, TODAY) == [date(2026, 10, 1), date(2026, 11, 1)]
 
 
-@given(st.dates(date(2015, 1, 1), date(2035, 12, 31)), st.one_of(st.none(), st.dates(date(2014, 1, 1), date(2036, 1, 1))),
+@given(st.dates(date(2015, 1, 1), date(2035, 12, 31)),
+       st.one_of(st.none(), st.dates(date(2014, 1, 1), date(2036, 1, 1))),
        st.one_of(st.none(), st.dates(date(2014, 1, 1), date(2036, 1, 1))))
 def test_periods_are_consecutive_months_ending_now_with_the_last_two(today: date, cursor: date | None,
                                                                      since: date | None) -> None:
@@ -40,7 +43,7 @@ def test_periods_are_consecutive_months_ending_now_with_the_last_two(today: date
     current = today.replace(day=1)
     assert got[-1] == current and add_months(current, -1) in got
     assert all(d.day == 1 for d in got)
-    assert all(add_months(a, 1) == b for a, b in zip(got, got[1:]))
+    assert all(add_months(a, 1) == b for a, b in pairwise(got))
     if since is not None:
         assert got[0] == min(since.replace(day=1), add_months(current, -1))
 
@@ -81,7 +84,8 @@ def test_ingest_maps_native_exports_and_reads_azure_views_as_a_pair(tmp_path: Pa
 
 
 def test_a_native_export_with_a_bad_value_is_named_and_nothing_is_written(tmp_path: Path) -> None:
-    rows = list(csv.reader(open(RAW / "aws" / "cur-legacy-csv_anon_2023-11_1281.csv", encoding="utf8")))
+    with open(RAW / "aws" / "cur-legacy-csv_anon_2023-11_1281.csv", encoding="utf8") as f:
+        rows = list(csv.reader(f))
     rows[7][rows[0].index("lineItem/UnblendedCost")] = "1,23 USD"
     bad = tmp_path / "cur.csv"
     with open(bad, "w", newline="", encoding="utf8") as f:

@@ -140,7 +140,8 @@ def write_variant(tmp_path: Path, name: str, edit: callable) -> Path:  # type: i
 
 
 def set_cell(df: pl.DataFrame, row: int, column: str, value: str | None) -> pl.DataFrame:
-    return df.with_columns(pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
+    at_row = pl.int_range(pl.len()) == row
+    return df.with_columns(pl.when(at_row).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
 
 
 BAD = {

@@ -22,6 +22,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.server import LocalServer, QuietHandler
@@ -54,11 +55,11 @@ class Rule:
     times: int | None  # None: every time
 
 
-def S3_GET_OBJECT(r: Seen) -> bool:  # noqa: N802 - reads as a constant in tests
+def S3_GET_OBJECT(r: Seen) -> bool:
     return r.method == "GET" and r.path.count("/") >= 2 and "list-type" not in r.query
 
 
-def S3_LIST(r: Seen) -> bool:  # noqa: N802
+def S3_LIST(r: Seen) -> bool:
     return r.method == "GET" and "list-type" in r.query
 
 
@@ -118,7 +119,7 @@ class FaultProxy:
                 if rule is not None:
                     return self._send(rule.status, {"Content-Type": rule.content_type}, rule.body)
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
@@ -142,7 +143,7 @@ class FaultProxy:
 
         return Handler
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         self._server.start()
         return self
 

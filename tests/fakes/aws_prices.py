@@ -37,11 +37,11 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -50,8 +50,9 @@ from tests.fakes.server import LocalServer, QuietHandler
 CATALOG = Path(__file__).resolve().parents[1] / "data" / "catalog" / "aws" / "vms.csv"
 ACTIONS = ("DescribeInstanceTypes", "DescribeSpotPriceHistory", "GetProducts")
 EC2_XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/"
-LOCATIONS = {"us-east-1": "US East (N. Virginia)", "us-east-2": "US East (Ohio)", "us-west-1": "US West (N. California)",
-             "us-west-2": "US West (Oregon)", "eu-west-1": "EU (Ireland)", "eu-west-2": "EU (London)",
+LOCATIONS = {"us-east-1": "US East (N. Virginia)", "us-east-2": "US East (Ohio)",
+             "us-west-1": "US West (N. California)", "us-west-2": "US West (Oregon)", "eu-west-1": "EU (Ireland)",
+             "eu-west-2": "EU (London)",
              "eu-central-1": "EU (Frankfurt)", "ap-northeast-1": "Asia Pacific (Tokyo)"}
 USAGE_PREFIX = {"us-east-1": "", "us-west-2": "USW2-", "eu-west-1": "EU-", "us-east-2": "USE2-"}
 _THROTTLE = {"GetProducts": "ThrottlingException"}
@@ -136,10 +137,11 @@ class AWSPricesFake:
     def __init__(self, catalog: Path = CATALOG, *, page_size: int = 100, now: datetime | None = None) -> None:
         self.rows = load_catalog(catalog)
         self.page_size = page_size
-        self.now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+        self.now = (now or datetime.now(UTC)).replace(microsecond=0)
         self.requests: list[Request] = []
         self.hidden: set[str] = set()
-        self._on_demand: dict[tuple[str, str], str] = {(r.region, r.instance_type): r.price for r in self.rows if r.price}
+        self._on_demand: dict[tuple[str, str], str] = {(r.region, r.instance_type): r.price
+                                                       for r in self.rows if r.price}
         self._spot: dict[tuple[str, str, str], str] = {(r.region, r.az_id, r.instance_type): r.spot_price
                                                        for r in self.rows if r.spot_price}
         self._faults: dict[str, _Faults] = {a: _Faults() for a in ACTIONS}
@@ -212,7 +214,7 @@ class AWSPricesFake:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> AWSPricesFake:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -237,7 +239,8 @@ class AWSPricesFake:
                 continue
             zone = az_name(region, az_id)
             fresh = self.now - timedelta(minutes=5 + i)
-            stale_price = str((Decimal(price) * Decimal("1.1")).quantize(Decimal("0.000001"))) if _is_number(price) else price
+            stale_price = (str((Decimal(price) * Decimal("1.1")).quantize(Decimal("0.000001")))
+                           if _is_number(price) else price)
             entries.append({"zone": zone, "az_id": az_id, "type": itype, "product": "Linux/UNIX", "price": price,
                             "ts": fresh})
             entries.append({"zone": zone, "az_id": az_id, "type": itype, "product": "Linux/UNIX (Amazon VPC)",
@@ -250,7 +253,8 @@ class AWSPricesFake:
         out = []
         for (region, itype), price in sorted(self._on_demand.items()):
             spec = specs.get(itype)
-            for capacity, usage, amount in (("Used", "BoxUsage", price), ("UnusedCapacityReservation", "UnusedBox", price),
+            for capacity, usage, amount in (("Used", "BoxUsage", price),
+                                            ("UnusedCapacityReservation", "UnusedBox", price),
                                             ("AllocatedCapacityReservation", "Reservation", "0")):
                 out.append(_product(region, itype, spec, capacity, f"{USAGE_PREFIX.get(region, region.upper() + '-')}"
                                     f"{usage}:{itype}", amount))
@@ -387,11 +391,11 @@ def _filters(params: Mapping[str, str]) -> Iterable[tuple[str, list[str]]]:
 
 
 def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 # -- wire formats ----------------------------------------------------------------------------------
@@ -435,7 +439,7 @@ def _ec2_error(code: str, message: str) -> str:
 class _Handler(QuietHandler):
     server_fake: AWSPricesFake
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         raw = self.body()
         target = self.headers.get("X-Amz-Target")
         if target is not None:

@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.fakes.server import LocalServer, QuietHandler, Served, make_certificate
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "raw" / "azure"
-QUERY_PATH = re.compile(r"^/?(?P<scope>.+)/providers/Microsoft\.CostManagement/query$", re.I)
+QUERY_PATH = re.compile(r"^/?(?P<scope>.+)/providers/Microsoft\.CostManagement/query$", re.IGNORECASE)
 COMMITMENT = ("Reservation", "SavingsPlan")
 
 
@@ -78,7 +78,9 @@ def _tags(text: str) -> dict[str, str]:
 
 
 def _date(text: str) -> dt.date:
-    return dt.datetime.strptime(text, "%m/%d/%Y").date() if "/" in text else dt.date.fromisoformat(text[:10])
+    if "/" in text:
+        return dt.datetime.strptime(text, "%m/%d/%Y").replace(tzinfo=dt.UTC).date()
+    return dt.date.fromisoformat(text[:10])
 
 
 def _get(row: dict[str, str], *names: str) -> str:
@@ -99,13 +101,16 @@ def ledger_from_samples(actual: Iterable[Path], amortized: Iterable[Path],
                 ("ResourceGroupName", _get(row, "ResourceGroup", "ResourceGroupName")),
                 ("MeterCategory", row["MeterCategory"]), ("ChargeType", row["ChargeType"]),
                 ("PricingModel", row["PricingModel"]), ("ResourceLocation", row.get("ResourceLocation", "")),
-                ("BenefitId", _get(row, "benefitId", "BenefitId")), ("BenefitName", _get(row, "benefitName", "BenefitName")))
+                ("BenefitId", _get(row, "benefitId", "BenefitId")),
+                ("BenefitName", _get(row, "benefitName", "BenefitName")))
         base.append(Record(_date(row["Date"]), _get(row, "BillingProfileId", "BillingAccountId"), dims,
                            tuple(sorted(_tags(row.get("Tags", "")).items())),
                            _get(row, "BillingCurrency", "BillingCurrencyCode"), actual_cost, amortized_cost))
 
     for path in actual:
-        for row in csv.DictReader(open(path, encoding="utf-8-sig", newline="")):
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row in rows:
             cost = Decimal(_get(row, "Cost", "CostInBillingCurrency"))
             commit = row["PricingModel"] in COMMITMENT
             if row["ChargeType"] in ("Purchase", "Refund") and commit:
@@ -113,7 +118,9 @@ def ledger_from_samples(actual: Iterable[Path], amortized: Iterable[Path],
             elif not commit:
                 add(row, cost, cost)
     for path in amortized:
-        for row in csv.DictReader(open(path, encoding="utf-8-sig", newline="")):
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row in rows:
             cost = Decimal(_get(row, "Cost", "CostInBillingCurrency"))
             if row["ChargeType"].startswith("Unused"):
                 add(row, None, cost)
@@ -202,7 +209,7 @@ class CostManagementFake(Served):
         fake = self
 
         class Handler(QuietHandler):
-            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+            def do_POST(self) -> None:
                 status, text, headers = fake._answer(self.path, self.body(), self.headers.get("Authorization", ""))
                 self.reply(status, text, "application/json; charset=utf-8",
                            {"x-ms-request-id": str(uuid.uuid4()), **headers})

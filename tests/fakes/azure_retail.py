@@ -30,9 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 from tests.fakes.server import LocalServer, QuietHandler, Served
-from urllib.parse import parse_qs, quote, urlsplit
 
 API_PATH = "/api/retail/prices"
 API_VERSION = "2023-01-01-preview"
@@ -163,7 +163,7 @@ class AzureRetailFake(Served):
         fake = self
 
         class Handler(QuietHandler):
-            def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+            def do_GET(self) -> None:
                 status, body, headers = fake._answer(self.headers.get("Host", ""), self.path)
                 self.reply(status, json.dumps(body), "application/json; charset=utf-8", headers)
 

@@ -32,6 +32,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ EXPORT_SCHEMA: list[dict[str, Any]] = [
 def _ts(text: str | None) -> dt.datetime | None:
     if not text:
         return None
-    return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
 
 
 def _list(text: str | None) -> list[dict[str, Any]]:
@@ -107,12 +108,16 @@ def _num(text: str | None) -> float | None:
     return float(text) if text not in (None, "") else None
 
 
+def _csv_value(row: Mapping[str, str], key: str) -> str | None:
+    return row.get(key) or None
+
+
 def rows_from_flat_csv(path: Path) -> list[Row]:
     """The real flattened samples back in the nested form the export table holds."""
     out = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            g = lambda k: r.get(k) or None  # noqa: E731
+            g = partial(_csv_value, r)
             out.append({
                 "billing_account_id": g("billing_account_id"),
                 "service": {"id": g("service.id"), "description": g("service.description")},
@@ -142,7 +147,7 @@ def synthetic_rows(month: str, *, account: str = "01A2B3-C4D5E6-F70819", n_hours
     by a committed use discount, a spot VM with a sustained use credit, storage with a free-tier credit
     and tags, a commitment fee, an adjustment and a tax row. Amounts have at most 6 decimals."""
     y, m = int(month[:4]), int(month[4:])
-    start = dt.datetime(y, m, 3, tzinfo=dt.timezone.utc)
+    start = dt.datetime(y, m, 3, tzinfo=dt.UTC)
     project = {"id": "ml-train-4711", "number": "123456789012", "name": "ml-train",
                "labels": [{"key": "team", "value": "research"}], "ancestry_numbers": "/987654321/123456789012/"}
     base = {"billing_account_id": account, "project": project, "currency": currency,
@@ -166,8 +171,8 @@ def synthetic_rows(month: str, *, account: str = "01A2B3-C4D5E6-F70819", n_hours
                      "cost": round(2.933908 * rate, 6), "cost_at_list": round(2.933908 * rate, 6),
                      "usage": {"amount": 3600.0, "unit": "seconds", "amount_in_pricing_units": 1.0,
                                "pricing_unit": "hour"},
-                     "price": {"effective_price": Decimal("2.933908"), "tier_start_amount": Decimal("0"),
-                               "unit": "hour", "pricing_unit_quantity": Decimal("1")},
+                     "price": {"effective_price": Decimal("2.933908"), "tier_start_amount": Decimal(0),
+                               "unit": "hour", "pricing_unit_quantity": Decimal(1)},
                      "credits": [{"name": "Committed use discount: GPU", "amount": round(-1.614 * rate, 6),
                                   "full_name": "Committed use discount: A100 GPU (1 year)",
                                   "id": "commitment-a100-1y", "type": "COMMITTED_USAGE_DISCOUNT"}],
@@ -190,7 +195,8 @@ def synthetic_rows(month: str, *, account: str = "01A2B3-C4D5E6-F70819", n_hours
                  "service": {"id": "95FF-2EF5-5EA1", "description": "Cloud Storage"},
                  "sku": {"id": "E5F0-6A5D-7BAD", "description": "Standard Storage US Multi-region"},
                  "location": {"location": "us", "country": "US", "region": None, "zone": None},
-                 "resource": {"name": "datasets", "global_name": "//storage.googleapis.com/projects/_/buckets/datasets"},
+                 "resource": {"name": "datasets",
+                              "global_name": "//storage.googleapis.com/projects/_/buckets/datasets"},
                  "labels": [{"key": "team", "value": "data"}, {"key": "dataset", "value": "c4"}],
                  "system_labels": [], "tags": [],
                  "cost": round(1.2345 * rate, 6), "cost_at_list": round(1.2345 * rate, 6),
@@ -359,9 +365,9 @@ class FakeBigQuery(Served):
         for f in self._faults:
             if f.left != 0 and f.method in (None, method) and f.month in (None, month):
                 f.left = None if f.left is None else f.left - 1
-                return _error(f.status, "Exceeded rate limits: too many api requests per user per method"
-                              if f.status == 429 else "Error encountered during execution. Retrying may solve the problem.",
-                              f.reason)
+                message = ("Exceeded rate limits: too many api requests per user per method" if f.status == 429
+                           else "Error encountered during execution. Retrying may solve the problem.")
+                return _error(f.status, message, f.reason)
         return None
 
     def _start(self, body: Mapping[str, Any], job_id: str | None, location: str) -> tuple[int, _Job | dict[str, Any]]:
@@ -406,7 +412,8 @@ class FakeBigQuery(Served):
             out["pageToken"] = f"p{start + size}"
         return out
 
-    def handle(self, verb: str, path: str, query: Mapping[str, str], body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    def handle(self, verb: str, path: str, query: Mapping[str, str],
+               body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         parts = path.strip("/").split("/")
         if parts[:2] != ["bigquery", "v2"] or len(parts) < 5 or parts[2] != "projects":
             return _error(404, f"no such resource: {path}", "notFound")
@@ -471,10 +478,10 @@ def _handler(fake: FakeBigQuery) -> type[QuietHandler]:
                                          json.loads(raw) if raw else {})
             self.reply(status, json.dumps(answer))
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._serve("GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._serve("POST")
 
     return Handler

@@ -116,7 +116,7 @@ def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
 
 def _handler(fake: FakeCloudBilling) -> type[QuietHandler]:
     class Handler(QuietHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             status, body = fake.handle(url.path, dict(urllib.parse.parse_qsl(url.query)))
             self.reply(status, json.dumps(body))

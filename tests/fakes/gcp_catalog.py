@@ -46,7 +46,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from tests.fakes.server import LocalServer, QuietHandler
 
@@ -128,7 +128,7 @@ def money(price: Decimal | str | float, currency: str = "USD") -> dict[str, Any]
 
 def sku(description: str, *, service: str = COMPUTE_ENGINE, group: str, usage: str = "OnDemand",
         regions: Sequence[str] = ("us-central1",), price: Decimal | str | float, unit: str = "h",
-        family: str = "Compute", currency: str = "USD", id: str | None = None) -> dict[str, Any]:
+        family: str = "Compute", currency: str = "USD", id: str | None = None) -> dict[str, Any]:  # noqa: A002 (the API's field)
     """One SKU in the API's JSON wire format."""
     ident = id or sku_id(description)
     gib = unit.startswith("GiBy")
@@ -255,7 +255,7 @@ class FakeCloudCatalog:
         self._server = LocalServer(_handler(self))
 
     # -- lifecycle
-    def start(self) -> FakeCloudCatalog:
+    def start(self) -> Self:
         """Serve in a background thread."""
         self._server.start()
         return self
@@ -264,7 +264,7 @@ class FakeCloudCatalog:
         """Stop serving and close the socket."""
         self._server.stop()
 
-    def __enter__(self) -> FakeCloudCatalog:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -369,7 +369,7 @@ def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
 
 def _handler(fake: FakeCloudCatalog) -> type[QuietHandler]:
     class Handler(QuietHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             status, body = fake._answer(url.path, dict(urllib.parse.parse_qsl(url.query)))
             self.reply(status, json.dumps(body))

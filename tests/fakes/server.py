@@ -10,7 +10,7 @@ import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -23,7 +23,7 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
@@ -79,7 +79,7 @@ class LocalServer:
         self.url = f"{'https' if tls else 'http'}://{host}:{port}"
         """Base URL (kept after stopping, for messages that name it)."""
 
-    def start(self) -> LocalServer:
+    def start(self) -> Self:
         assert self._server is not None, "stopped"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         daemon=True)
@@ -96,7 +96,7 @@ class LocalServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> LocalServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import math
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from finops import offers
 from finops.workloads import loads
@@ -13,7 +16,7 @@ from placement import candidates as cm
 from placement import costing
 from placement.candidates import PlacementError
 
-NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def offer(provider: str, region: str, itype: str, acc: str | None, count: float | None, market: str, price: float,
@@ -99,7 +102,8 @@ def test_market_region_and_residency_filters() -> None:
     assert set(required["market"]) == {"spot"}
     eu = cands_for("{name: a, team: t, accelerators: {name: H100, count: 8}, runtime_hours: 1, residency: [EU]}")
     assert keys(eu) == {("aws", "eu-west-1", "on_demand"), ("gcp", "europe-west4", "spot")}
-    europe = cands_for("{name: a, team: t, accelerators: {name: H100, count: 8}, runtime_hours: 1, residency: [EUROPE]}")
+    europe = cands_for("{name: a, team: t, accelerators: {name: H100, count: 8}, runtime_hours: 1,"
+                       " residency: [EUROPE]}")
     assert ("gcp", "europe-west2", "on_demand") in keys(europe)
     regions = cands_for("{name: a, team: t, accelerators: {name: H100, count: 8}, runtime_hours: 1,"
                         " regions: [us-east-1], providers: [aws]}")
@@ -125,7 +129,9 @@ def test_expected_cost_rework_egress_and_deadline() -> None:
     assert od["expected_hours"] == 10 and od["cost"] == pytest.approx(980.0) and od["egress_cost"] == 0
     spot = row[("aws", "us-east-1", "spot")]
     restart = 1 / 6
-    hours = 10 * (1 + 0.001 * (1.0 / 2 + restart))
+    # each 1-hour segment retried until it runs through: (1/λ + r)(e^λ - 1) hours per hour of work
+    hours = 10 * (1 / 0.001 + restart) * (math.exp(0.001) - 1)
+    assert hours == pytest.approx(10 * (1 + 0.001 * (1.0 / 2 + restart)), rel=1e-5)  # ≈ the linear rule here
     assert spot["expected_hours"] == pytest.approx(hours)
     assert spot["rework_cost"] == pytest.approx(35.0 * (hours - 10))
     assert spot["deadline_ok"]
@@ -133,8 +139,8 @@ def test_expected_cost_rework_egress_and_deadline() -> None:
     assert eu["egress_cost"] == pytest.approx(1000 * 0.02)  # between two AWS regions
     gcp = row[("gcp", "europe-west4", "spot")]
     assert gcp["egress_cost"] == pytest.approx(1000 * 0.09)  # out of AWS to the internet
-    gcp_hours = 10 * (1 + 0.02 * (0.5 + restart))
-    assert gcp["expected_hours"] == pytest.approx(gcp_hours) and not gcp["deadline_ok"]  # 10.33 h > 10.1 h
+    gcp_hours = 10 * (1 / 0.02 + restart) * (math.exp(0.02) - 1)
+    assert gcp["expected_hours"] == pytest.approx(gcp_hours) and not gcp["deadline_ok"]  # 10.34 h > 10.1 h
 
 
 def test_egress_pair_overrides() -> None:
@@ -152,3 +158,55 @@ def test_commitments_add_zero_compute_cost_candidates() -> None:
     committed = out.filter(pl.col("market") == "commitment")
     assert committed.height == 1 and committed["cost"][0] == 0.0 and committed["pool"][0] == "ri-1"
     assert out.height == c.height + 1
+
+
+# -- issue 12: memory requests mean GPUs; a share of a GPU has only its share of memory ---------------
+def _real_offers(*instance_types: str, region: str | None = None) -> pl.DataFrame:
+    """Offers of the shipped catalog snapshot (real prices), restricted to some instance types."""
+    from collectors.catalog import SNAPSHOT_DATE, read_catalog, snapshot_dir
+
+    df = read_catalog(snapshot_dir(), observed_at=SNAPSHOT_DATE)
+    df = df.filter(pl.col("instance_type").is_in(list(instance_types)))
+    return cm.prepare_offers(df.filter(pl.col("region") == region) if region else df, stale="allow")
+
+
+def test_a_gpu_memory_request_never_lands_on_a_tpu_unless_the_spec_names_tpus() -> None:
+    off = _real_offers("tpu-v5p-16", "a3-ultragpu-8g", "p5.48xlarge", "Standard_ND96isr_H200_v5")
+    assert "TPU-v5p" in off["accelerator_name"].to_list()  # a v5p-16 slice: 8 chips of 95 GB
+    mem = cands_for("{name: a, team: t, accelerators: {min_memory_gb: 90, count: 8}, runtime_hours: 10}", off)
+    assert mem.height > 0 and not mem["accelerator_name"].str.starts_with("TPU").any()
+    named = cands_for("{name: a, team: t, accelerators: {any_of: [TPU-v5p, H200], count: 8}, runtime_hours: 10}", off)
+    assert "TPU-v5p" in named["accelerator_name"].to_list()
+
+
+def test_a_share_of_a_gpu_never_meets_a_memory_floor_it_does_not_have() -> None:
+    off = _real_offers("Standard_NV4as_v4", "Standard_NV32as_v4", "Standard_NV6ads_A10_v5", region="eastus")
+    # a whole MI25 (NV32as_v4, 16 GB) meets 16 GB; NV4as_v4 is 1/8 of one (2 GB)
+    whole = cands_for("{name: a, team: t, accelerators: {min_memory_gb: 16}, runtime_hours: 1}", off)
+    assert set(whole["instance_type"]) == {"Standard_NV32as_v4"}
+    eighth = cands_for("{name: a, team: t, accelerators: {min_memory_gb: 2, count: 0.125}, runtime_hours: 1}", off)
+    assert set(eighth["instance_type"]) == {"Standard_NV4as_v4"}
+    assert cands_for("{name: a, team: t, accelerators: {min_memory_gb: 4, count: 0.125}, runtime_hours: 1}",
+                     off).is_empty()
+
+
+@given(floor=st.floats(0.5, 200), count=st.sampled_from([1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 1.0, 2.0, 8.0]),
+       shares=st.lists(st.tuples(st.sampled_from(sorted(offers.ACCELERATORS)),
+                                 st.sampled_from([1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 1.0, 2.0, 8.0])),
+                       min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_property_no_candidate_has_less_gpu_memory_than_asked(floor: float, count: float,
+                                                              shares: list[tuple[str, float]]) -> None:
+    """Whatever the offers (whole GPUs, shares of one, TPUs), a memory request's candidates give at least
+    the floor per accelerator asked — a share giving only its share — and are never TPUs."""
+    rows = [offer("azure", "eastus", f"size{i}", acc, n, "on_demand", 1.0 + i) for i, (acc, n) in enumerate(shares)]
+    if floor > max(offers.ACCELERATORS.values()):
+        return  # no accelerator that large: the spec itself is refused
+    spec = loads(f"{{name: a, team: t, accelerators: {{min_memory_gb: {floor}, count: {count}}}, runtime_hours: 1}}")
+    sf = cm.spec_frame(list(enumerate(spec)), NOW)
+    off = prepared(rows)
+    got = cm.candidates(sf, off).collect().join(off.select("oid", "accelerator_memory_gb"), on="oid")
+    for r in got.iter_rows(named=True):
+        assert not r["accelerator_name"].startswith("TPU-")
+        assert r["accelerator_memory_gb"] * min(r["accelerator_count"], 1.0) >= floor - 1e-9
+        assert r["accelerator_count"] == count

@@ -44,8 +44,9 @@ def instances(draw: st.DrawFn, max_workloads: int = 4, max_cands: int = 3) -> di
         workloads.append({"wid": w, "priority": draw(st.integers(1, 9)), "replicas": replicas, "spread": spread,
                           "team": draw(st.sampled_from(TEAMS))})
         for _ in range(draw(st.integers(0, max_cands))):
-            cands.append({"wid": w, "cost": float(draw(st.integers(1, 60))), "provider": draw(st.sampled_from(PROVIDERS)),
-                          "group": draw(st.sampled_from(GROUPS)), "units": float(draw(st.sampled_from([1, 2, 4])))})
+            cands.append({"wid": w, "cost": float(draw(st.integers(1, 60))),
+                          "provider": draw(st.sampled_from(PROVIDERS)), "group": draw(st.sampled_from(GROUPS)),
+                          "units": float(draw(st.sampled_from([1, 2, 4])))})
     capacity = {g: float(draw(st.integers(0, 10))) for g in draw(st.sets(st.sampled_from(GROUPS)))}
     budgets = {t: float(draw(st.integers(0, 200))) for t in draw(st.sets(st.sampled_from(TEAMS)))}
     return {"workloads": workloads, "cands": cands, "capacity": capacity, "budgets": budgets}
@@ -55,7 +56,7 @@ def _compositions(total: int, rows: list[int]) -> Iterator[list[tuple[int, int]]
     """Every way to put ``total`` replicas on ``rows``."""
     for counts in itertools.product(range(total + 1), repeat=len(rows)):
         if sum(counts) == total:
-            yield [(r, k) for r, k in zip(rows, counts) if k]
+            yield [(r, k) for r, k in zip(rows, counts, strict=True) if k]
 
 
 def brute_force(wl: pl.DataFrame, cands: pl.DataFrame, res: list[Resource]) -> float:
@@ -69,7 +70,7 @@ def brute_force(wl: pl.DataFrame, cands: pl.DataFrame, res: list[Resource]) -> f
         options.append((w, opts))
     best = np.inf
     for combo in itertools.product(*(o for _, o in options)):
-        legs = {w: ls for (w, _), ls in zip(options, combo) if ls}
+        legs = {w: ls for (w, _), ls in zip(options, combo, strict=True) if ls}
         if not feasible(wl, cands, legs, res):
             best = min(best, objective(wl, cands, legs))
     return best

@@ -23,8 +23,10 @@ def queues(draw: st.DrawFn) -> tuple[list[tuple[int, WorkloadSpec]], Limits]:
     specs = []
     for i in range(draw(st.integers(1, 6))):
         serve = draw(st.booleans())
-        d: dict = {"name": f"w{i}", "team": draw(st.sampled_from(["a", "b"])), "accelerators": draw(st.sampled_from(ACCS)),
-                   "spot": draw(st.sampled_from(["never", "allowed", "required"])), "priority": draw(st.integers(1, 9))}
+        d: dict = {"name": f"w{i}", "team": draw(st.sampled_from(["a", "b"])),
+                   "accelerators": draw(st.sampled_from(ACCS)),
+                   "spot": draw(st.sampled_from(["never", "allowed", "required"])),
+                   "priority": draw(st.integers(1, 9))}
         if serve:
             replicas = draw(st.integers(1, 3))
             d |= {"kind": "serve", "hours_per_week": draw(st.sampled_from([10, 40, 168])), "replicas": replicas,
@@ -34,7 +36,8 @@ def queues(draw: st.DrawFn) -> tuple[list[tuple[int, WorkloadSpec]], Limits]:
         if draw(st.booleans()):
             d["residency"] = [draw(st.sampled_from(["EU", "US", "EUROPE"]))]
         if draw(st.booleans()):
-            d["providers"] = draw(st.lists(st.sampled_from(["aws", "gcp", "azure"]), min_size=1, max_size=3, unique=True))
+            d["providers"] = draw(st.lists(st.sampled_from(["aws", "gcp", "azure"]),
+                                           min_size=1, max_size=3, unique=True))
         if draw(st.booleans()):
             d["min_vcpus"] = draw(st.sampled_from([8, 24, 64]))
         try:
@@ -57,22 +60,22 @@ def test_decisions_respect_needs_and_limits(q: tuple) -> None:
     used: dict[tuple[str, str], float] = defaultdict(float)
     assert len(p.decisions) == len(specs)
     for d in p.decisions:
-        s = by_id[d["workload_id"]]
-        if not d["placed"]:
-            assert d["reason"]
+        s = by_id[d.workload_id]
+        if not d.placed:
+            assert d.reason
             continue
-        spent[s.team] += d["expected_cost"]
-        assert sum(leg["replicas"] for leg in d["legs"]) == s.replicas
-        assert len({leg["provider"] for leg in d["legs"]}) >= s.spread
-        for leg in d["legs"]:
-            o = OFFER[(leg["provider"], leg["region"], leg["instance_type"])]
-            assert leg["accelerator_name"] in s.accelerators.names()
-            assert leg["accelerator_count"] == s.accelerators.count
-            assert leg["market"] in s.markets()
+        spent[s.team] += d.expected_cost
+        assert sum(leg.replicas for leg in d.legs) == s.replicas
+        assert len({leg.provider for leg in d.legs}) >= s.spread
+        for leg in d.legs:
+            o = OFFER[(leg.provider, leg.region, leg.instance_type)]
+            assert leg.accelerator_name in s.accelerators.names()
+            assert leg.accelerator_count == s.accelerators.count
+            assert leg.market in s.markets()
             assert o["vcpus"] >= s.min_vcpus
-            assert not s.providers or leg["provider"] in s.providers
-            assert not s.residency or regions.jurisdiction(leg["provider"], leg["region"]) in regions.expand(s.residency)
-            used[(leg["provider"], leg["accelerator_name"])] += leg["accelerator_count"] * leg["replicas"]
+            assert not s.providers or leg.provider in s.providers
+            assert not s.residency or regions.jurisdiction(leg.provider, leg.region) in regions.expand(s.residency)
+            used[(leg.provider, leg.accelerator_name)] += leg.accelerator_count * leg.replicas
     for team, left in limits.budgets.items():
         assert spent[team] <= left + 1e-6
     for prov, _, acc, cap in limits.capacity:

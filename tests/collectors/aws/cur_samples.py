@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
-
 RAW = Path(__file__).resolve().parents[2] / "data" / "raw" / "aws"
 ANON = RAW / "cur-legacy-csv_anon_2023-11_1281.csv"
 KOKU = RAW / "cur-legacy-csv_koku-test_2018-06_19.csv"

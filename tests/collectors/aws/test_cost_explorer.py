@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import urllib.request
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 from collectors import billing
 from collectors.aws import cost_explorer as ce_mod
 from finops import focus
+from finops.config import BillingSource
 from finops.store import Store
 from tests import focus_validator as fv
 from tests.collectors.aws.cur_samples import ANON, column_total, read_rows
@@ -87,19 +90,29 @@ def anon_pages() -> tuple[list[dict[str, Any]], int, Decimal]:
         by_day[d].append(group([service, usage_type], cost, qty))
     days = [day(d, gs) for d, gs in sorted(by_day.items())]
     defs = [("DIMENSION", "SERVICE"), ("DIMENSION", "USAGE_TYPE")]
-    return [page(days[:7], defs, "page-2"), page(days[7:], defs)], len(sums), column_total(rows, "lineItem/UnblendedCost")
+    pages = [page(days[:7], defs, "page-2"), page(days[7:], defs)]
+    return pages, len(sums), column_total(rows, "lineItem/UnblendedCost")
 
 
-def run(store: Store, ce: Any, **kw: Any) -> list[billing.ChunkResult]:
-    cursor = store.cursor(ce_mod.source_id(PAYER))
-    return list(billing.run(store, ce_mod.chunks(ce, PAYER, cursor=cursor, **kw)))
+SOURCE = BillingSource(kind="cost-explorer", location=PAYER)
+
+
+def client(endpoint: str) -> Any:
+    return ce_mod.make_client(BillingSource(kind="cost-explorer", endpoint_url=endpoint))
+
+
+def run(store: Store, ce: Any, since: dt.date | None = None, today: dt.date | None = None,
+        accounts: Sequence[str] = (), tag_keys: Sequence[str] = ()) -> list[billing.ChunkResult]:
+    settings = billing.CollectSettings(tag_keys=tuple(tag_keys), accounts=tuple(accounts), today=today)
+    cursor = store.cursor(ce_mod.source_id(SOURCE))
+    return list(billing.run(store, ce_mod.collect(ce, SOURCE, cursor, since, settings=settings)))
 
 
 def test_daily_costs_by_service_and_usage_type_land_with_the_source_total(moto: str, store: Store) -> None:
     pages, groups, total = anon_pages()
     seed(moto, *pages)
     with FaultProxy(moto) as proxy:
-        ce = ce_mod.client(endpoint_url=proxy.url)
+        ce = client(proxy.url)
         results = run(store, ce, accounts=[PAYER], since=dt.date(2023, 11, 1), today=dt.date(2023, 12, 10))
     assert [(r.period, r.rows) for r in results] == [(dt.date(2023, 11, 1), groups), (dt.date(2023, 12, 1), 0)]
     written = store.scan("billing").collect()
@@ -117,7 +130,7 @@ def test_daily_costs_by_service_and_usage_type_land_with_the_source_total(moto: 
 def test_cost_explorer_output_passes_the_focus_validator(validator_venv: Path, moto: str, store: Store,
                                                          tmp_path: Path) -> None:
     seed(moto, *anon_pages()[0])
-    run(store, ce_mod.client(endpoint_url=moto), accounts=[PAYER], since=dt.date(2023, 11, 1),
+    run(store, client(moto), accounts=[PAYER], since=dt.date(2023, 11, 1),
         today=dt.date(2023, 12, 10))
     store.scan("billing").sink_parquet(tmp_path / "billing.parquet")
     result = fv.run_focus_validator(tmp_path / "billing.parquet")
@@ -131,21 +144,24 @@ def test_team_tag_keys_split_the_cost_without_losing_or_doubling_any(moto: str, 
          page([day(d, [group(["Amazon Elastic Compute Cloud - Compute", ec2], "100.00", "24", "Hrs"),
                        group(["Amazon Simple Storage Service", s3], "5.00", "700", "GB-Mo")])],
               [("DIMENSION", "SERVICE"), ("DIMENSION", "USAGE_TYPE")]),
-         page([day(d, [group([ec2, "team$ml-research"], "60.00", "14.4", "Hrs"), group([ec2, "team$"], "40.00", "9.6", "Hrs"),
+         page([day(d, [group([ec2, "team$ml-research"], "60.00", "14.4", "Hrs"),
+                       group([ec2, "team$"], "40.00", "9.6", "Hrs"),
                        group([s3, "team$"], "5.00", "700", "GB-Mo")])], [("DIMENSION", "USAGE_TYPE"), ("TAG", "team")]),
-         page([day(d, [group([ec2, "Team$Recsys"], "30.00", "7.2", "Hrs"), group([ec2, "Team$"], "10.00", "2.4", "Hrs"),
+         page([day(d, [group([ec2, "Team$Recsys"], "30.00", "7.2", "Hrs"),
+                       group([ec2, "Team$"], "10.00", "2.4", "Hrs"),
                        group([s3, "Team$"], "5.00", "700", "GB-Mo")])], [("DIMENSION", "USAGE_TYPE"), ("TAG", "Team")]))
     with FaultProxy(moto) as proxy:
-        run(store, ce_mod.client(endpoint_url=proxy.url), accounts=["111122223333"], tag_keys=["team", "Team"],
+        run(store, client(proxy.url), accounts=["111122223333"], tag_keys=["team", "Team"],
             since=dt.date(2026, 9, 1), today=dt.date(2026, 9, 3))
     got = sorted(store.scan("billing").select("ServiceName", "x_UsageType", "Tags", "BilledCost", "SubAccountId",
                                               "ServiceCategory", "PricingUnit").collect().rows(),
                  key=lambda r: (r[0], r[2] or ""))
+    compute, account = "Amazon Elastic Compute Cloud - Compute", "111122223333"
     assert got == [
-        ("Amazon Elastic Compute Cloud - Compute", ec2, None, Decimal("10.00"), "111122223333", "Compute", "Hours"),
-        ("Amazon Elastic Compute Cloud - Compute", ec2, '{"Team":"Recsys"}', Decimal("30.00"), "111122223333", "Compute", "Hours"),
-        ("Amazon Elastic Compute Cloud - Compute", ec2, '{"team":"ml-research"}', Decimal("60.00"), "111122223333", "Compute", "Hours"),
-        ("Amazon Simple Storage Service", s3, None, Decimal("5.00"), "111122223333", "Storage", "GB-Months"),
+        (compute, ec2, None, Decimal("10.00"), account, "Compute", "Hours"),
+        (compute, ec2, '{"Team":"Recsys"}', Decimal("30.00"), account, "Compute", "Hours"),
+        (compute, ec2, '{"team":"ml-research"}', Decimal("60.00"), account, "Compute", "Hours"),
+        ("Amazon Simple Storage Service", s3, None, Decimal("5.00"), account, "Storage", "GB-Months"),
     ]
     asked = [s.json() for s in proxy.seen if GET(s)]
     assert all(len(a["GroupBy"]) <= 2 for a in asked)  # Cost Explorer's limit
@@ -163,7 +179,7 @@ def test_accounts_are_discovered_when_config_names_none(moto: str, store: Store)
               [("DIMENSION", "LINKED_ACCOUNT")]),
          page([day("2026-09-02", [group(["AWS Lambda", "USE1-Lambda-GB-Second"], "3", "1000", "Lambda-GB-Second")])],
               [("DIMENSION", "SERVICE"), ("DIMENSION", "USAGE_TYPE")]))
-    run(store, ce_mod.client(endpoint_url=moto), since=dt.date(2026, 9, 1), today=dt.date(2026, 9, 3))
+    run(store, client(moto), since=dt.date(2026, 9, 1), today=dt.date(2026, 9, 3))
     row = store.scan("billing").collect().row(0, named=True)
     assert (row["SubAccountId"], row["BilledCost"], row["ServiceCategory"]) == ("444455556666", Decimal(3), "Compute")
     assert row["PricingUnit"] == "GB-Seconds"  # Lambda-GB-Second in FOCUS unit format
@@ -171,7 +187,7 @@ def test_accounts_are_discovered_when_config_names_none(moto: str, store: Store)
 
 def test_a_second_run_changes_nothing(moto: str, store: Store) -> None:
     seed(moto, *anon_pages()[0])
-    ce = ce_mod.client(endpoint_url=moto)
+    ce = client(moto)
     kw = dict(accounts=[PAYER], since=dt.date(2023, 11, 1), today=dt.date(2023, 12, 10))
     run(store, ce, **kw)
     first = [(m.partition, m.rows, m.sums, m.sources) for m in store.manifests("billing")]
@@ -186,7 +202,7 @@ def test_throttling_and_5xx_are_retried_by_botocore(moto: str, store: Store, bac
     with FaultProxy(moto) as proxy:
         proxy.fail(GET, 400, json_error("LimitExceededException", "Rate exceeded"))
         proxy.fail(GET, 503, b"", content_type="text/plain")
-        run(store, ce_mod.client(endpoint_url=proxy.url), accounts=[PAYER], since=dt.date(2023, 11, 1),
+        run(store, client(proxy.url), accounts=[PAYER], since=dt.date(2023, 11, 1),
             today=dt.date(2023, 12, 10))
     assert proxy.served == 2 and len(backoffs) == 2
     assert store.scan("billing").collect()["BilledCost"].sum() == total
@@ -194,14 +210,14 @@ def test_throttling_and_5xx_are_retried_by_botocore(moto: str, store: Store, bac
 
 def test_an_expired_token_is_a_clear_error_naming_the_call(moto: str, store: Store) -> None:
     with FaultProxy(moto) as proxy:
-        proxy.fail(GET, 400, json_error("ExpiredTokenException", "The security token included in the request is expired"),
-                   times=None)
+        expired = json_error("ExpiredTokenException", "The security token included in the request is expired")
+        proxy.fail(GET, 400, expired, times=None)
         with pytest.raises(billing.CollectError) as e:
-            run(store, ce_mod.client(endpoint_url=proxy.url), accounts=[PAYER], since=dt.date(2026, 8, 1),
+            run(store, client(proxy.url), accounts=[PAYER], since=dt.date(2026, 8, 1),
                 today=dt.date(2026, 9, 3))
     assert "ce.get_cost_and_usage(account 123412340534, 2026-08-01..2026-09-01)" in str(e.value)
     assert "ExpiredTokenException" in str(e.value)
-    assert store.manifests("billing") == [] and store.cursor(ce_mod.source_id(PAYER)) is None
+    assert store.manifests("billing") == [] and store.cursor(ce_mod.source_id(SOURCE)) is None
 
 
 def test_a_run_failing_midway_keeps_finished_months_and_the_next_resumes(moto: str, store: Store,
@@ -214,11 +230,11 @@ def test_a_run_failing_midway_keeps_finished_months_and_the_next_resumes(moto: s
     kw = dict(accounts=[PAYER], today=dt.date(2026, 10, 5))
     with FaultProxy(moto) as proxy:
         proxy.fail(august, 500, json_error("InternalServerException", "boom"), times=None)
-        with pytest.raises(billing.CollectError, match="2026-08-01..2026-09-01"):
-            run(store, ce_mod.client(endpoint_url=proxy.url), since=dt.date(2026, 7, 1), **kw)
+        with pytest.raises(billing.CollectError, match=re.escape("2026-08-01..2026-09-01")):
+            run(store, client(proxy.url), since=dt.date(2026, 7, 1), **kw)
     assert [m.partition["billing_period"] for m in store.manifests("billing")] == ["2026-07"]
     with FaultProxy(moto) as proxy:
-        resumed = run(store, ce_mod.client(endpoint_url=proxy.url), **kw)
+        resumed = run(store, client(proxy.url), **kw)
     assert [r.period.isoformat() for r in resumed] == months[1:]
     assert {s.json()["TimePeriod"]["Start"] for s in proxy.seen if GET(s)} == set(months[1:])
     sums = {m.partition["billing_period"]: m.sum("BilledCost") for m in store.manifests("billing")}
@@ -237,12 +253,12 @@ def test_the_requests_respect_the_two_group_by_limit() -> None:
 def test_clients_use_botocore_standard_retries(s3_server: str) -> None:
     from collectors.aws import cur_s3
 
-    for c in (ce_mod.client(endpoint_url=s3_server), cur_s3.client(endpoint_url=s3_server, region="us-east-1")):
+    for c in (client(s3_server), cur_s3.make_client(BillingSource(kind="cur", endpoint_url=s3_server))):
         assert c.meta.config.retries["mode"] == "standard"
         assert c.meta.config.retries["total_max_attempts"] >= 3
 
 
-amounts = st.lists(st.decimals(min_value=Decimal("-50"), max_value=Decimal("500"), places=4, allow_nan=False),
+amounts = st.lists(st.decimals(min_value=Decimal(-50), max_value=Decimal(500), places=4, allow_nan=False),
                    min_size=1, max_size=6)
 
 

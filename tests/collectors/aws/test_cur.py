@@ -49,7 +49,7 @@ def test_real_legacy_cur_maps_to_valid_focus_with_the_cur_totals() -> None:
     assert tax["PricingQuantity"].null_count() == tax.height and tax["SkuId"].null_count() == tax.height
     s3 = out.filter(pl.col("ServiceName") == "Amazon Simple Storage Service")
     assert set(s3["ServiceCategory"]) == {"Storage"}
-    assert {u for u in out["PricingUnit"].drop_nulls()} >= {"GB-Months", "Requests"}  # GB-Mo, Request rewritten
+    assert set(out["PricingUnit"].drop_nulls()) >= {"GB-Months", "Requests"}  # GB-Mo, Request rewritten
 
 
 def test_real_legacy_cur_passes_the_focus_validator(validator_venv: Path, tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_real_legacy_cur_passes_the_focus_validator(validator_venv: Path, tmp_pa
 # -- line items of every kind, from a real row ---------------------------------------------------
 def _lines() -> tuple[list[str], list[dict[str, str]]]:
     header, base = template()
-    header = header + ["reservation/ReservationARN", "resourceTags/user:team", "resourceTags/aws:createdBy"]
+    header = [*header, "reservation/ReservationARN", "resourceTags/user:team", "resourceTags/aws:createdBy"]
 
     def line(kind: str, cost: str, **extra: str) -> dict[str, str]:
         row = dict(base, **{"lineItem/LineItemType": kind, "lineItem/UnblendedCost": cost})
@@ -71,7 +71,8 @@ def _lines() -> tuple[list[str], list[dict[str, str]]]:
         line("Usage", "1.5", lineItem__UsageType="USE1-SpotUsage:p3.2xlarge", pricing__publicOnDemandCost="3.06",
              pricing__unit="Hrs", **{"resourceTags/user:team": 'ml "core"'}),
         line("DiscountedUsage", "0", reservation__ReservationARN=RI, reservation__EffectiveCost="2.1",
-             pricing__term="Reserved", **{"resourceTags/user:team": "research", "resourceTags/aws:createdBy": "role/x"}),
+             pricing__term="Reserved",
+             **{"resourceTags/user:team": "research", "resourceTags/aws:createdBy": "role/x"}),
         line("RIFee", "720.0", reservation__ReservationARN=RI, lineItem__UsageAmount="720",
              reservation__UnusedAmortizedUpfrontFeeForBillingPeriod="10.5", reservation__UnusedRecurringFee="20.25"),
         line("Fee", "5000", reservation__ReservationARN=RI, lineItem__UsageAmount="1"),
@@ -127,9 +128,12 @@ def test_every_line_item_type_lands_where_focus_wants_it(tmp_path: Path) -> None
     assert unused.select("CommitmentDiscountType", "EffectiveCost", "BilledCost").rows() == [
         ("Reserved Instance", Decimal("30.75"), Decimal(0)), ("Savings Plan", Decimal("19.5"), Decimal(0))]
     committed = out.filter(pl.col("CommitmentDiscountId").is_not_null())
-    assert set(committed.filter(pl.col("CommitmentDiscountType") == "Reserved Instance")["CommitmentDiscountId"]) == {RI}
-    assert set(committed.filter(pl.col("CommitmentDiscountType") == "Savings Plan")["CommitmentDiscountCategory"]) == {"Spend"}
-    pricing = dict(out.filter(pl.col("ChargeCategory") == "Usage").select("x_LineItemType", "PricingCategory").iter_rows())
+    reservations = committed.filter(pl.col("CommitmentDiscountType") == "Reserved Instance")
+    savings_plans = committed.filter(pl.col("CommitmentDiscountType") == "Savings Plan")
+    assert set(reservations["CommitmentDiscountId"]) == {RI}
+    assert set(savings_plans["CommitmentDiscountCategory"]) == {"Spend"}
+    usage = out.filter(pl.col("ChargeCategory") == "Usage")
+    pricing = dict(usage.select("x_LineItemType", "PricingCategory").iter_rows())
     assert pricing["Usage"] == "Dynamic" and pricing["DiscountedUsage"] == "Committed"
     tags = [json.loads(t) for t in out.filter(pl.col("Tags").is_not_null())["Tags"]]
     assert {"team": 'ml "core"'} in tags and {"aws:createdBy": "role/x", "team": "research"} in tags
@@ -145,7 +149,7 @@ def test_line_items_of_every_kind_pass_the_focus_validator(validator_venv: Path,
 
 KINDS = ["Usage", "DiscountedUsage", "RIFee", "Fee", "SavingsPlanCoveredUsage", "SavingsPlanNegation",
          "SavingsPlanRecurringFee", "SavingsPlanUpfrontFee", "Credit", "Refund", "Tax", "EdpDiscount"]
-money = st.decimals(min_value=Decimal("-1000"), max_value=Decimal("100000"), places=10, allow_nan=False)
+money = st.decimals(min_value=Decimal(-1000), max_value=Decimal(100000), places=10, allow_nan=False)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -153,12 +157,12 @@ money = st.decimals(min_value=Decimal("-1000"), max_value=Decimal("100000"), pla
 def test_totals_match_the_cur_for_any_mix_of_line_items(tmp_path: Path, lines: list) -> None:
     """BilledCost sums to the unblended cost and EffectiveCost to AWS's amortised cost, whatever the mix."""
     header, base = template()
-    header = header + ["reservation/ReservationARN"]
+    header = [*header, "reservation/ReservationARN"]
     rows = []
     for kind, cost, a, b, ri in lines:
         row = dict(base, **{"lineItem/LineItemType": kind, "lineItem/UnblendedCost": str(cost)})
-        arn = "reservation/ReservationARN" if (ri or kind in ("RIFee", "DiscountedUsage")) and "SavingsPlan" not in kind \
-            else "savingsPlan/SavingsPlanARN"
+        reserved = (ri or kind in ("RIFee", "DiscountedUsage")) and "SavingsPlan" not in kind
+        arn = "reservation/ReservationARN" if reserved else "savingsPlan/SavingsPlanARN"
         row[arn] = RI if arn.startswith("reservation") else SP
         row.update({"reservation/EffectiveCost": str(a), "savingsPlan/SavingsPlanEffectiveCost": str(a),
                     "reservation/UnusedRecurringFee": str(b), "savingsPlan/TotalCommitmentToDate": str(a),
@@ -180,14 +184,15 @@ def generated() -> pl.DataFrame:
 def test_cur2_round_trip_keeps_the_totals(generated: pl.DataFrame, tmp_path: Path) -> None:
     paths = write_cur2(generated, tmp_path)
     data = [p for p in paths if p.suffix == ".parquet"]
-    assert [p.parent.name for p in data] == ["BILLING_PERIOD=2026-08", "BILLING_PERIOD=2026-09", "BILLING_PERIOD=2026-10"]
+    assert [p.parent.name for p in data] == [
+        "BILLING_PERIOD=2026-08", "BILLING_PERIOD=2026-09", "BILLING_PERIOD=2026-10"]
     assert all(cur.FORMATS[1].matches(read_raw(p).collect_schema().names()) for p in data)
     out = pl.concat([normalise(p) for p in data])
     assert errors(out) == []
     keys = ["BillingAccountId", "SubAccountId", "BillingPeriodStart"]
 
     def sums(frame: pl.DataFrame, col: str) -> dict:
-        return dict(((a, s, p), v) for a, s, p, v in frame.group_by(keys).agg(pl.col(col).sum()).iter_rows())
+        return {(a, s, p): v for a, s, p, v in frame.group_by(keys).agg(pl.col(col).sum()).iter_rows()}
 
     assert sums(out, "BilledCost") == sums(generated, "BilledCost")
     assert sums(out, "ListCost") == sums(generated, "ListCost")
@@ -233,7 +238,8 @@ def test_cur2_manifest_names_its_data_files(generated: pl.DataFrame, tmp_path: P
     ("pricing/publicOnDemandCost", "pricing_public_on_demand_cost"),
     ("savingsPlan/SavingsPlanARN", "savings_plan_savings_plan_arn"),
     ("savings_plan_savings_plan_a_r_n", "savings_plan_savings_plan_arn"),
-    ("reservation/UnusedAmortizedUpfrontFeeForBillingPeriod", "reservation_unused_amortized_upfront_fee_for_billing_period"),
+    ("reservation/UnusedAmortizedUpfrontFeeForBillingPeriod",
+     "reservation_unused_amortized_upfront_fee_for_billing_period"),
     ("product/ProductName", "product_product_name"),
     ("resourceTags/user:Cost Center", "resource_tags/user:Cost Center"),
 ])

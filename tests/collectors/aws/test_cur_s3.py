@@ -17,6 +17,7 @@ import pytest
 from collectors import billing
 from collectors.aws import cur_s3
 from finops import focus
+from finops.config import BillingSource
 from finops.generate import generate
 from finops.generate.native_aws import write_cur2
 from finops.store import Store
@@ -30,7 +31,15 @@ REPORT = "cur/legacy-report"
 
 @pytest.fixture
 def s3(s3_server: str) -> object:
-    return cur_s3.client(endpoint_url=s3_server, region="us-east-1")
+    return s3_client(s3_server)
+
+
+def s3_client(endpoint: str) -> object:
+    return cur_s3.make_client(BillingSource(kind="cur", endpoint_url=endpoint), region="us-east-1")
+
+
+def source_id(url: str) -> str:
+    return cur_s3.source_id(BillingSource(kind="cur", location=url))
 
 
 def put_legacy(s3: object, bucket: str, parts: int = 2, header_rows: tuple[list[str], list[dict]] | None = None,
@@ -47,14 +56,18 @@ def put_legacy(s3: object, bucket: str, parts: int = 2, header_rows: tuple[list[
     manifest = {"assemblyId": "asm-0001", "account": "123412340534", "reportName": "legacy-report",
                 "charset": "UTF-8", "compression": "GZIP", "contentType": "text/csv", "bucket": bucket,
                 "billingPeriod": {"start": "20231101T000000.000Z", "end": "20231201T000000.000Z"},
-                "reportKeys": keys, "columns": [{"category": h.split("/")[0], "name": h.split("/")[-1]} for h in header]}
+                "reportKeys": keys,
+                "columns": [{"category": h.split("/")[0], "name": h.split("/")[-1]} for h in header]}
     s3.put_object(Bucket=bucket, Key=f"{REPORT}/{period}/legacy-report-Manifest.json", Body=json.dumps(manifest))
     return rows
 
 
 def collect(store: Store, s3: object, url: str, since: dt.date | None = None,
             today: dt.date = TODAY) -> list[billing.ChunkResult]:
-    return list(billing.run(store, cur_s3.chunks(s3, url, store.cursor(cur_s3.source_id(url)), since, today)))
+    src = BillingSource(kind="cur", location=url)
+    chunks = cur_s3.collect(s3, src, store.cursor(cur_s3.source_id(src)), since,
+                            settings=billing.CollectSettings(today=today))
+    return list(billing.run(store, chunks))
 
 
 def test_legacy_cur_collects_its_period_with_the_cur_totals(s3: object, s3_bucket: str, store: Store) -> None:
@@ -69,7 +82,7 @@ def test_legacy_cur_collects_its_period_with_the_cur_totals(s3: object, s3_bucke
     assert m.partition == {"provider": "aws", "billing_period": "2023-11", "billing_account": "123412340534"}
     assert sorted(s["path"] for s in m.sources) == [
         f"s3://{s3_bucket}/{REPORT}/20231101-20231201/asm-0001/legacy-report-0000{i}.csv.gz" for i in (1, 2)]
-    assert store.cursor(cur_s3.source_id(url))["period"] == "2023-11-01"
+    assert store.cursor(source_id(url))["period"] == "2023-11-01"
 
 
 def test_a_second_run_changes_nothing(s3: object, s3_bucket: str, store: Store) -> None:
@@ -96,7 +109,8 @@ def put_cur2(s3: object, bucket: str, frame: pl.DataFrame, tmp: Path, prefix: st
 
 
 def period_sums(frame: pl.DataFrame) -> dict[str, Decimal]:
-    return dict(frame.group_by(pl.col("BillingPeriodStart").dt.strftime("%Y-%m")).agg(pl.col("BilledCost").sum()).iter_rows())
+    month = pl.col("BillingPeriodStart").dt.strftime("%Y-%m")
+    return dict(frame.group_by(month).agg(pl.col("BilledCost").sum()).iter_rows())
 
 
 def test_cur2_export_collects_every_period(s3: object, s3_bucket: str, store: Store, generated: pl.DataFrame,
@@ -110,7 +124,8 @@ def test_cur2_export_collects_every_period(s3: object, s3_bucket: str, store: St
 
 
 def test_cur2_collected_output_passes_the_focus_validator(validator_venv: Path, s3: object, s3_bucket: str,
-                                                          store: Store, generated: pl.DataFrame, tmp_path: Path) -> None:
+                                                          store: Store, generated: pl.DataFrame,
+                                                          tmp_path: Path) -> None:
     url = put_cur2(s3, s3_bucket, generated, tmp_path)
     collect(store, s3, url, since=dt.date(2026, 8, 1), today=dt.date(2026, 10, 5))
     store.scan("billing").sink_parquet(tmp_path / "billing.parquet")
@@ -136,7 +151,7 @@ def test_a_run_failing_midway_keeps_finished_periods_and_the_next_resumes(
     with pytest.raises(billing.CollectError, match="BILLING_PERIOD=2026-09"):
         collect(store, s3, url, since=dt.date(2026, 8, 1), today=dt.date(2026, 10, 5))
     assert [m.partition["billing_period"] for m in store.manifests("billing")] == ["2026-08"]
-    assert store.cursor(cur_s3.source_id(url))["period"] == "2026-08-01"
+    assert store.cursor(source_id(url))["period"] == "2026-08-01"
     s3.put_object(Bucket=s3_bucket, Key=september, Body=good)
     resumed = collect(store, s3, url, today=dt.date(2026, 10, 5))
     assert [r.period for r in resumed] == [dt.date(2026, 9, 1), dt.date(2026, 10, 1)]
@@ -145,21 +160,21 @@ def test_a_run_failing_midway_keeps_finished_periods_and_the_next_resumes(
 
 def test_throttling_and_5xx_from_s3_are_retried_by_botocore(s3_server: str, s3_bucket: str, store: Store,
                                                             backoffs: list[float]) -> None:
-    rows = put_legacy(cur_s3.client(endpoint_url=s3_server, region="us-east-1"), s3_bucket)
+    rows = put_legacy(s3_client(s3_server), s3_bucket)
     with FaultProxy(s3_server) as proxy:
         proxy.fail(S3_LIST, 503, s3_error("SlowDown", "Please reduce your request rate."))
         proxy.fail(S3_GET_OBJECT, 500, s3_error("InternalError", "We encountered an internal error."), times=2)
-        s3 = cur_s3.client(endpoint_url=proxy.url, region="us-east-1")
+        s3 = s3_client(proxy.url)
         collect(store, s3, f"s3://{s3_bucket}/{REPORT}")
     assert proxy.served == 3 and len(backoffs) == 3
     assert store.scan("billing").collect()["BilledCost"].sum() == column_total(rows, "lineItem/UnblendedCost")
 
 
 def test_an_expired_token_is_a_clear_error_naming_the_call(s3_server: str, s3_bucket: str, store: Store) -> None:
-    put_legacy(cur_s3.client(endpoint_url=s3_server, region="us-east-1"), s3_bucket)
+    put_legacy(s3_client(s3_server), s3_bucket)
     with FaultProxy(s3_server) as proxy:
         proxy.fail(S3_LIST, 400, s3_error("ExpiredToken", "The provided token has expired."), times=None)
-        s3 = cur_s3.client(endpoint_url=proxy.url, region="us-east-1")
+        s3 = s3_client(proxy.url)
         with pytest.raises(billing.CollectError) as e:
             collect(store, s3, f"s3://{s3_bucket}/{REPORT}")
     assert "s3.list_objects_v2" in str(e.value) and "ExpiredToken" in str(e.value) and s3_bucket in str(e.value)
@@ -173,7 +188,7 @@ def test_a_manifest_naming_a_missing_file_writes_nothing(s3: object, s3_bucket: 
         collect(store, s3, f"s3://{s3_bucket}/{REPORT}")
     msg = str(e.value)
     assert "legacy-report-Manifest.json" in msg and "legacy-report-00002.csv.gz" in msg and "does not exist" in msg
-    assert store.manifests("billing") == [] and store.cursor(cur_s3.source_id(f"s3://{s3_bucket}/{REPORT}")) is None
+    assert store.manifests("billing") == [] and store.cursor(source_id(f"s3://{s3_bucket}/{REPORT}")) is None
 
 
 def test_the_koku_cur_whose_header_is_longer_than_its_rows_is_refused(s3: object, s3_bucket: str,
@@ -226,7 +241,8 @@ def test_a_legacy_cur_delivered_as_parquet_is_read_through_its_manifest(s3: obje
     from collectors.aws import cur
 
     header, rows = read_rows(ANON)
-    pl.read_csv(ANON, infer_schema=False).rename({h: cur.canonical(h) for h in header}).write_parquet(tmp_path / "p.parquet")
+    snake_case = pl.read_csv(ANON, infer_schema=False).rename({h: cur.canonical(h) for h in header})
+    snake_case.write_parquet(tmp_path / "p.parquet")
     key = f"{REPORT}/20231101-20231201/asm-2/legacy-report-00001.snappy.parquet"
     s3.put_object(Bucket=s3_bucket, Key=key, Body=(tmp_path / "p.parquet").read_bytes())
     s3.put_object(Bucket=s3_bucket, Key=f"{REPORT}/20231101-20231201/legacy-report-Manifest.json",

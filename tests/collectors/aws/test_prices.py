@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -21,7 +22,7 @@ from finops import offers
 from tests.fakes.aws_prices import CATALOG, AWSPricesFake, az_name, sku_for
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
-WHEN = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+WHEN = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 NOT_DEFAULT = {"p5en.48xlarge"}  # in the sample but not in DEFAULT_FAMILIES
 
 
@@ -72,8 +73,8 @@ def session() -> boto3.session.Session:
 
 
 def run(fake: AWSPricesFake, regions: tuple[str, ...] = REGIONS, **kw: object) -> pl.DataFrame:
-    ec2_for, pricing = prices.clients(session(), config=prices.client_config(3), endpoint_url=fake.url)
-    return prices.collect(ec2_for, pricing, regions, observed_at=WHEN, **kw)
+    client = prices.make_client(fake.url, session=session(), config=prices.client_config(3))
+    return prices.collect(client, regions, observed_at=WHEN, **kw)
 
 
 def on_demand(df: pl.DataFrame) -> dict[tuple[str, str], float]:
@@ -215,7 +216,7 @@ def test_zero_and_negative_prices_are_dropped_with_a_warning(fake: AWSPricesFake
 
 
 def test_a_product_that_is_not_json_is_an_error() -> None:
-    with pytest.raises(offers.OfferError, match="pricing.get_products: a PriceList item is not a product"):
+    with pytest.raises(offers.OfferError, match=re.escape("pricing.get_products: a PriceList item is not a product")):
         prices.parse_product("{not json")
 
 
@@ -249,6 +250,6 @@ def test_unknown_accelerator_name_is_flagged_not_guessed() -> None:
 def test_client_config_uses_botocore_standard_retries() -> None:
     cfg = prices.client_config(5)
     assert cfg.retries == {"mode": "standard", "total_max_attempts": 5}
-    _, pricing = prices.clients(boto3.session.Session(), config=cfg)
+    pricing = prices.make_client(session=boto3.session.Session(), config=cfg).pricing
     assert pricing.meta.region_name == "us-east-1"
     assert pricing.meta.config.retries["mode"] == "standard"

@@ -18,6 +18,7 @@ from azure.core.credentials import AccessToken, AccessTokenInfo
 from collectors import billing
 from collectors.azure import cost_query as cq
 from finops import focus
+from finops.config import BillingSource
 from finops.store import Store
 from tests import focus_validator as fv
 from tests.fakes.azure_costmanagement import CostManagementFake, Record, default_ledger
@@ -55,13 +56,16 @@ def fake(ledger: list[Record], tmp_path: Path) -> Iterator[CostManagementFake]:
 
 
 def client(fake: CostManagementFake, token: str = "fake-token") -> Any:
-    return cq.make_client(FakeCredential(token), base_url=fake.url, connection_verify=str(fake.cert),
+    return cq.make_client(BillingSource(kind="cost-management", endpoint_url=fake.url),
+                          credential=FakeCredential(token), connection_verify=str(fake.cert),
                           retry_total=3, retry_backoff_factor=0.01, retry_backoff_max=0.05)
 
 
 def run(store: Store, fake: CostManagementFake, **kw: Any) -> list[billing.ChunkResult]:
-    chunks = cq.collect(client(fake, kw.pop("token", "fake-token")), SCOPE, tag_keys=TAGS,
-                        cursor=store.cursor(SOURCE), today=TODAY, **kw)
+    src = BillingSource(kind="cost-management", location=SCOPE)
+    assert cq.source_id(src) == SOURCE
+    chunks = cq.collect(client(fake, kw.pop("token", "fake-token")), src, store.cursor(SOURCE), kw.pop("since", None),
+                        settings=billing.CollectSettings(tag_keys=tuple(TAGS), today=TODAY), **kw)
     return list(billing.run(store, chunks))
 
 
@@ -97,7 +101,7 @@ def test_months_map_to_focus_with_the_api_totals(fake: CostManagementFake, ledge
     assert purchase.height == 2 and purchase["EffectiveCost"].sum() == 0 and purchase["BilledCost"].sum() > 0
     used = frame.filter(pl.col("CommitmentDiscountStatus") == "Used")
     assert used.height and used["BilledCost"].sum() == 0 and used["EffectiveCost"].sum() > 0
-    tags = {t for t in frame["Tags"].drop_nulls()}
+    tags = set(frame["Tags"].drop_nulls())
     assert '{"env":"prod","org":"trey"}' in tags
 
 

@@ -6,7 +6,7 @@ import logging
 import math
 import socket
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
@@ -15,11 +15,11 @@ import polars as pl
 import pytest
 
 from collectors.azure import prices
-from finops import offers
+from finops import offers, retry
 from tests.fakes.azure_retail import AzureRetailFake, catalog_rows, items_from_catalog, make_item
 
 REGIONS = ["eastus", "westeurope", "westus3"]
-WHEN = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+WHEN = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 FAST = prices.RetryPolicy(attempts=4, backoff=0.0, max_wait=0.0)
 ZERO_SKU, ZERO_REGION = "Standard_ND96isr_H200_v5", "eastus"  # no catalog row there: the zero is its only price
 
@@ -95,15 +95,17 @@ def test_shapes_and_interruption_rates(http, items) -> None:
     nv6 = got[("eastus", "Standard_NV6ads_A10_v5", "on_demand")]
     assert (nv6["accelerator_name"], nv6["accelerator_count"]) == ("A10", 1 / 6)
     assert got[("eastus", "Standard_NC4as_T4_v3", "on_demand")]["interruption_rate"] == 0.0
-    assert got[("eastus", "Standard_NC4as_T4_v3", "spot")]["interruption_rate"] == pytest.approx(0.15 / 730)
+    assert got[("eastus", "Standard_NC4as_T4_v3", "spot")]["interruption_rate"] == pytest.approx(
+        offers.interruption_rate("azure", "Standard_NC4as_T4_v3", "spot"))
     assert all(r["flag"] is None for k, r in got.items() if k[1] in prices.VM_SHAPES)
 
 
 def test_interruption_overrides(http, items) -> None:
     with AzureRetailFake(items) as fake:
         got = _by_key(_collect(http, fake, ["eastus"], interruption={"azure": {"NCas_T4_v3": 0.073}}))
-    assert got[("eastus", "Standard_NC4as_T4_v3", "spot")]["interruption_rate"] == pytest.approx(0.0001)
-    assert got[("eastus", "Standard_ND40rs_v2", "spot")]["interruption_rate"] == pytest.approx(0.15 / 730)
+    assert got[("eastus", "Standard_NC4as_T4_v3", "spot")]["interruption_rate"] == pytest.approx(offers.hazard(0.073))
+    assert got[("eastus", "Standard_ND40rs_v2", "spot")]["interruption_rate"] == pytest.approx(
+        offers.interruption_rate("azure", "Standard_ND40rs_v2", "spot"))
 
 
 # -- what is skipped -------------------------------------------------------------------------------
@@ -114,7 +116,8 @@ def test_interruption_overrides(http, items) -> None:
     ("linux", "Reservation", None),
 ])
 def test_market_of(kind: str, price_type: str, market: str | None) -> None:
-    assert prices.market_of(make_item("Standard_NC4as_T4_v3", "eastus", 1.0, kind=kind, price_type=price_type)) == market
+    item = make_item("Standard_NC4as_T4_v3", "eastus", 1.0, kind=kind, price_type=price_type)
+    assert prices.market_of(item) == market
 
 
 def test_windows_low_priority_devtest_and_reservations_skipped_even_when_served(http, items, gpu_rows) -> None:
@@ -169,7 +172,8 @@ def test_next_page_link_followed_as_given(http, items) -> None:
 def test_progress_reports_pages_and_regions(http, items) -> None:
     seen: list[tuple[str, str]] = []
     with AzureRetailFake(items, page_size=200) as fake:
-        _collect(http, fake, ["eastus", "westus3", "eastus"], progress=lambda r, s: seen.append((r, s)))
+        _collect(http, fake, ["eastus", "westus3", "eastus"],
+                 progress=lambda m: seen.append(tuple(m.split(": ", 1))))  # type: ignore[arg-type]
     assert seen[0] == ("eastus", "page 1")
     assert [s for s in seen if s[1] == "done"] == [("eastus", "done"), ("westus3", "done")]
 
@@ -197,6 +201,16 @@ def test_retry_after_is_honoured(http, items) -> None:
     assert waits == [7.0, 0.5, 1.0]
 
 
+def test_retry_after_as_an_http_date_is_honoured(http, items) -> None:
+    waits: list[float] = []
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    with AzureRetailFake(items, page_size=10_000) as fake:
+        fake.fail(page=1, status=429, times=1, retry_after=later)
+        prices.collect(http, ["eastus"], base_url=fake.url, retry=prices.RetryPolicy(attempts=2, max_wait=60),
+                       sleep=waits.append)
+    assert len(waits) == 1 and 25 <= waits[0] <= 30
+
+
 def test_permanent_failure_raises_offer_error_naming_region_and_url(http, items) -> None:
     with AzureRetailFake(items, page_size=50) as fake:
         fake.fail(page=3, status=503, times=None)
@@ -215,7 +229,7 @@ def test_failure_in_a_later_region_returns_nothing(http, items) -> None:
                 return 500, {"Error": {"Code": "ServerError"}}, {}
             return super()._answer(host, path)
 
-    with FailWestus3(items) as fake, pytest.raises(offers.OfferError, match="azure westus3: GET .*westus3"):
+    with FailWestus3(items) as fake, pytest.raises(offers.OfferError, match=r"azure westus3: GET .*westus3"):
         _collect(http, fake, ["eastus", "westus3"])
 
 
@@ -230,29 +244,19 @@ def test_connection_failure_raises_offer_error(http) -> None:
 
 def test_error_answer_is_an_offer_error(http, items) -> None:
     # A base URL with a wrong path: the server answers 404, which is not retried.
-    with AzureRetailFake(items) as fake, pytest.raises(offers.OfferError, match="azure eastus: .*HTTP 404"):
+    with AzureRetailFake(items) as fake, pytest.raises(offers.OfferError, match=r"azure eastus: .*HTTP 404"):
         prices.collect(http, ["eastus"], base_url=f"{fake.url}/wrong", retry=FAST)
 
 
-def test_get_with_retry_returns_last_error_response(http, items) -> None:
+def test_retry_get_returns_last_error_response(http, items) -> None:
     waits: list[float] = []
     with AzureRetailFake(items) as fake:
         fake.fail(page=1, status=429, times=None, retry_after="120")
-        resp = prices.get_with_retry(http, f"{fake.url}/api/retail/prices",
-                                     policy=prices.RetryPolicy(attempts=3, max_wait=2.5), sleep=waits.append)
+        resp = retry.get(http, f"{fake.url}/api/retail/prices",
+                         policy=prices.RetryPolicy(attempts=3, max_wait=2.5), sleep=waits.append)
     assert resp.status_code == 429
     assert waits == [2.5, 2.5]  # Retry-After capped at max_wait; no wait after the last try
-
-
-def test_retry_after_parsing() -> None:
-    assert prices.retry_after_seconds("0") == 0.0
-    assert prices.retry_after_seconds(" 12 ") == 12.0
-    assert prices.retry_after_seconds(None) is None
-    assert prices.retry_after_seconds("soon") is None
-    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
-    assert 25 <= (prices.retry_after_seconds(later) or 0) <= 30
-    earlier = format_datetime(datetime.now(timezone.utc) - timedelta(seconds=30), usegmt=True)
-    assert prices.retry_after_seconds(earlier) == 0.0
+    # (Retry-After parsing itself, seconds and HTTP dates: tests/test_retry.py)
 
 
 # -- bad rows --------------------------------------------------------------------------------------

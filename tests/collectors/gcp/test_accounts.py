@@ -50,7 +50,8 @@ def test_throttling_and_5xx_are_retried(fake: FakeCloudBilling, status: int) -> 
 
 def test_a_call_failing_beyond_the_retries_names_the_call(fake: FakeCloudBilling) -> None:
     fake.fail(10_000, 503, path_contains="/projects")
-    with pytest.raises(CollectError, match=r"list_project_billing_info\(billingAccounts/01A2B3-C4D5E6-F70819\).*retries"):
+    call = r"list_project_billing_info\(billingAccounts/01A2B3-C4D5E6-F70819\)"
+    with pytest.raises(CollectError, match=call + ".*retries"):
         accounts.discover(accounts.make_client(fake.url),
                           retry=api_retry.Retry(predicate=is_retryable, initial=0.01, maximum=0.02, timeout=0.3))
 

@@ -15,6 +15,7 @@ from collectors import billing
 from collectors.billing import CollectError
 from collectors.gcp import bigquery as gbq
 from finops import focus
+from finops.config import BillingSource
 from finops.store import Store
 from tests.conftest import DATA
 from tests.fakes.bigquery import FakeBigQuery, rows_from_flat_csv, synthetic_rows
@@ -46,9 +47,15 @@ def fake() -> Iterator[FakeBigQuery]:
         yield f
 
 
-def collect(fake: FakeBigQuery, store: Store, **kw) -> list[billing.ChunkResult]:
-    kw = {"today": TODAY, "retry": FAST, "job_retry": FAST_JOB, **kw}
-    chunks = gbq.chunks(fake.client(), fake.table, store, page_size=5, **kw)
+def source(table: str, name: str | None = None) -> BillingSource:
+    return BillingSource(kind="bigquery-export", location=table, name=name)
+
+
+def collect(fake: FakeBigQuery, store: Store, since: dt.date | None = None, **kw) -> list[billing.ChunkResult]:
+    kw = {"retry": FAST, "job_retry": FAST_JOB, **kw}
+    src = source(fake.table)
+    chunks = gbq.collect(fake.client(), src, store.cursor(gbq.source_id(src)), since,
+                         settings=billing.CollectSettings(today=TODAY), page_size=5, **kw)
     return list(billing.run(store, chunks))
 
 
@@ -70,7 +77,7 @@ def test_collects_each_invoice_month_into_its_partition_with_totals_to_the_cent(
     assert written["BilledCost"].sum() == sum(expected_billed(rows, m) for m in ("202009", "202010", "202011"))
     assert {tuple(m.partition.values()) for m in store.manifests("billing")} == {
         ("gcp", p, ACCOUNT) for p in ("2020-09", "2020-10", "2020-11")}
-    assert store.cursor(gbq.source_id(fake.table))["period"] == "2020-11-01"
+    assert store.cursor(gbq.table_id(fake.table))["period"] == "2020-11-01"
     # one parameterised query per month, its rows paged through getQueryResults
     inserts = fake.calls("jobs.insert")
     assert [c.parameters["invoice_month"] for c in inserts] == ["202009", "202010", "202011"]
@@ -108,7 +115,7 @@ def test_a_run_failing_midway_keeps_finished_months_and_the_next_run_resumes(fak
                                            r"retries"):
         collect(fake, store, since=dt.date(2020, 9, 1), retry=SHORT, job_retry=SHORT)
     assert [m.partition["billing_period"] for m in store.manifests("billing")] == ["2020-09"]
-    assert store.cursor(gbq.source_id(fake.table))["period"] == "2020-09-01"
+    assert store.cursor(gbq.table_id(fake.table))["period"] == "2020-09-01"
     september = store_state(store)
 
     with FakeBigQuery(rows=export_rows(), table=fake.table, page_size=7) as healthy:
@@ -127,7 +134,7 @@ def test_a_page_with_a_malformed_row_names_the_call_and_row_and_writes_nothing(f
         collect(fake, store, since=dt.date(2020, 11, 1))
     # October (always re-read with the current month) was written; nothing of November
     assert [m.partition["billing_period"] for m in store.manifests("billing")] == ["2020-10"]
-    assert store.cursor(gbq.source_id(fake.table))["period"] == "2020-10-01"
+    assert store.cursor(gbq.table_id(fake.table))["period"] == "2020-10-01"
 
 
 def test_a_row_the_export_cannot_hold_is_named(fake: FakeBigQuery, store: Store) -> None:
@@ -147,18 +154,20 @@ def test_an_expired_credential_names_the_call(fake: FakeBigQuery, store: Store) 
 
 
 def test_a_client_from_make_client_and_a_named_source(fake: FakeBigQuery, store: Store) -> None:
-    client = gbq.make_client("billing-admin", endpoint=fake.url)
-    chunks = gbq.chunks(client, fake.table, store, source="bigquery-export:demo", since=dt.date(2020, 11, 1),
-                        today=TODAY, retry=FAST, job_retry=FAST_JOB)
+    named = BillingSource(kind="bigquery-export", location=fake.table, name="bigquery-export:demo",
+                          endpoint_url=fake.url)
+    client = gbq.make_client(named)
+    chunks = gbq.collect(client, named, store.cursor(gbq.source_id(named)), dt.date(2020, 11, 1),
+                         settings=billing.CollectSettings(today=TODAY), retry=FAST, job_retry=FAST_JOB)
     results = list(billing.run(store, chunks))
     assert {r.source for r in results} == {"bigquery-export:demo"}
     assert store.cursor("bigquery-export:demo")["period"] == "2020-11-01"
-    assert store.cursor(gbq.source_id(fake.table)) is None
+    assert store.cursor(gbq.table_id(fake.table)) is None
 
 
 def test_an_unknown_table_names_the_table(fake: FakeBigQuery, store: Store) -> None:
-    chunks = gbq.collect(fake.client(), "p.d.missing", since=dt.date(2020, 11, 1), today=TODAY, retry=FAST,
-                         job_retry=FAST_JOB)
+    chunks = gbq.collect(fake.client(), source("p.d.missing"), None, dt.date(2020, 11, 1),
+                         settings=billing.CollectSettings(today=TODAY), retry=FAST, job_retry=FAST_JOB)
     with pytest.raises(CollectError, match=r"gcp-bigquery:p.d.missing invoice month 202010: BigQuery jobs.insert "
                                            r"failed: 404 .*Not found: Table"):
         next(chunks)

@@ -33,16 +33,16 @@ SAMPLES = (STANDARD, RESOURCE)
 
 def csv_totals(path: Path) -> tuple[Decimal, Decimal, int, int]:
     """sum(cost), sum(credits.amount), rows, credits — read with the csv module, independently of polars."""
-    cost = credits = Decimal(0)
+    cost = credit_total = Decimal(0)
     rows = n_credits = 0
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             rows += 1
             cost += Decimal(r["cost"])
             for c in ast.literal_eval(r["credits"] or "[]"):
-                credits += Decimal(repr(c["amount"]))
+                credit_total += Decimal(repr(c["amount"]))
                 n_credits += 1
-    return cost, credits, rows, n_credits
+    return cost, credit_total, rows, n_credits
 
 
 def read_flat(path: Path) -> pl.DataFrame:
@@ -59,12 +59,14 @@ def nested_frame(rows: list[dict]) -> pl.DataFrame:
 def test_real_samples_map_to_valid_focus_with_totals_to_the_cent(path: Path) -> None:
     out = read_flat(path)
     assert focus.validate(out) == []
-    cost, credits, rows, n_credits = csv_totals(path)
+    cost, credit_total, rows, n_credits = csv_totals(path)
     assert out.height == rows + n_credits  # each PROMOTION credit is its own row
-    assert out["BilledCost"].sum() == cost + credits
-    assert out.filter(pl.col("ChargeCategory") == "Credit")["BilledCost"].sum() == credits
+    assert out["BilledCost"].sum() == cost + credit_total
+    assert out.filter(pl.col("ChargeCategory") == "Credit")["BilledCost"].sum() == credit_total
     assert out.filter(pl.col("ChargeCategory") == "Usage")["BilledCost"].sum() == cost
-    assert set(out["BillingAccountId"]) == {next(csv.DictReader(open(path)))["billing_account_id"]}
+    with open(path, newline="") as f:
+        first = next(csv.DictReader(f))
+    assert set(out["BillingAccountId"]) == {first["billing_account_id"]}
     # Pacific-time invoice months, written in UTC
     assert out["BillingPeriodStart"].dt.strftime("%Y-%m-%dT%H:%M").unique().to_list() in (
         ["2020-11-01T07:00"], ["2022-08-01T07:00"])
@@ -101,11 +103,13 @@ def test_credit_policy_nets_discounts_and_itemises_credits() -> None:
     assert gpu["CommitmentDiscountCategory"].to_list() == ["Usage"] * 2
     assert gpu["CommitmentDiscountStatus"].to_list() == ["Used"] * 2
     assert gpu["PricingCategory"].to_list() == ["Committed"] * 2
-    assert gpu["CommitmentDiscountId"].to_list() == ["projects/ml-train-4711/regions/us-central1/commitments/c1"] * 2
+    commitment = "projects/ml-train-4711/regions/us-central1/commitments/c1"
+    assert gpu["CommitmentDiscountId"].to_list() == [commitment] * 2
     # sustained use, promotion and free tier: their own Credit rows, itemised against the charge
     credit = out.filter(pl.col("ChargeCategory") == "Credit")
     assert sorted(credit["x_CreditType"].to_list()) == ["FREE_TIER", "PROMOTION"] + ["SUSTAINED_USAGE_DISCOUNT"] * 2
-    assert (credit["ListCost"] == credit["BilledCost"]).all() and (credit["ContractedCost"] == credit["BilledCost"]).all()
+    assert (credit["ListCost"] == credit["BilledCost"]).all()
+    assert (credit["ContractedCost"] == credit["BilledCost"]).all()
     storage_credit = credit.filter(pl.col("x_CreditType") == "PROMOTION").row(0, named=True)
     assert storage_credit["ServiceName"] == "Cloud Storage" and storage_credit["SubAccountId"] == "ml-train-4711"
     assert json.loads(storage_credit["Tags"]) == {"team": "data", "dataset": "c4"}
@@ -113,7 +117,8 @@ def test_credit_policy_nets_discounts_and_itemises_credits() -> None:
     spot = out.filter(pl.col("ChargeDescription").str.starts_with("Spot"), pl.col("ChargeCategory") == "Usage")
     assert set(spot["PricingCategory"]) == {"Dynamic"}
     fee = out.filter(pl.col("ChargeDescription").str.starts_with("Commitment"))
-    assert fee.select("ChargeCategory", "ChargeFrequency", "CommitmentDiscountId").rows() == [("Usage", "Recurring", None)]
+    assert fee.select("ChargeCategory", "ChargeFrequency", "CommitmentDiscountId").rows() == [
+        ("Usage", "Recurring", None)]
     assert fee["EffectiveCost"].to_list() == [Decimal("38.736")]
     tax = out.filter(pl.col("ChargeCategory") == "Tax").row(0, named=True)
     assert tax["SkuId"] is None and tax["PricingQuantity"] is None and tax["ListUnitPrice"] is None
@@ -142,7 +147,8 @@ def test_account_names_fill_billing_account_name() -> None:
 
 def test_formats_recognise_the_export_by_its_columns() -> None:
     for path in SAMPLES:
-        header = next(csv.reader(open(path)))
+        with open(path, newline="") as f:
+            header = next(csv.reader(f))
         fmt = detect(header)
         assert fmt is not None and fmt.provider == "gcp"
     focus_header = list(focus.BY_NAME)
@@ -183,7 +189,7 @@ def test_a_file_without_the_export_columns_is_refused(tmp_path: Path) -> None:
 
 
 # -- invariants ------------------------------------------------------------------------------------
-_amounts = st.decimals(min_value=Decimal("-50"), max_value=Decimal("50"), places=6, allow_nan=False)
+_amounts = st.decimals(min_value=Decimal(-50), max_value=Decimal(50), places=6, allow_nan=False)
 _credit = st.builds(lambda a, t: {"name": t.lower(), "amount": float(a), "full_name": None, "id": t, "type": t},
                     _amounts, st.sampled_from(["PROMOTION", "FREE_TIER", "SUSTAINED_USAGE_DISCOUNT", "DISCOUNT",
                                                "COMMITTED_USAGE_DISCOUNT", "RESELLER_MARGIN", "SOMETHING_NEW"]))
@@ -193,7 +199,7 @@ _credit = st.builds(lambda a, t: {"name": t.lower(), "amount": float(a), "full_n
 @given(st.lists(st.tuples(_amounts, st.lists(_credit, max_size=4)), min_size=1, max_size=8))
 def test_billed_cost_reconciles_whatever_the_credits(rows_spec: list[tuple[Decimal, list[dict]]]) -> None:
     base = synthetic_rows("202611", n_hours=1)[0]
-    rows = [{**base, "cost": float(cost), "credits": credits} for cost, credits in rows_spec]
+    rows = [{**base, "cost": float(cost), "credits": credit_list} for cost, credit_list in rows_spec]
     out = bx.normalize(nested_frame(rows).lazy(), "h").collect()
     expected = sum(Decimal(repr(float(c))) + sum(Decimal(repr(x["amount"])) for x in cr) for c, cr in rows_spec)
     assert out["BilledCost"].sum() == expected

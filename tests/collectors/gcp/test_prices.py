@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from decimal import Decimal as D
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -21,7 +21,7 @@ from tests.fakes import gcp_catalog as fk
 from tests.fakes.gcp_catalog import FakeCloudCatalog, sku_id
 
 CATALOG = Path(__file__).parents[2] / "data" / "catalog" / "gcp" / "vms.csv"
-WHEN = datetime(2026, 4, 2, 12, tzinfo=timezone.utc)
+WHEN = datetime(2026, 4, 2, 12, tzinfo=UTC)
 REGIONS = ["us-central1", "europe-west4", "us-central2"]
 FAST = api_retry.Retry(predicate=prices.is_retryable, initial=0.005, maximum=0.02, multiplier=2.0, timeout=2.0)
 GIVE_UP = api_retry.Retry(predicate=prices.is_retryable, initial=0.005, maximum=0.02, multiplier=2.0, timeout=0.3)
@@ -72,7 +72,7 @@ def catalog_price(cat: pl.DataFrame, region: str, market: str, *, instance_type:
 
 
 # -- the fake's prices are the catalog's ---------------------------------------------------------------
-def _rounds_to(value: D, row: str) -> bool:
+def _rounds_to(value: Decimal, row: str) -> bool:
     return abs(round(float(value), 5) - float(row)) < 1e-9
 
 
@@ -85,14 +85,15 @@ def test_fake_unit_prices_reproduce_every_catalog_row(catalog: pl.DataFrame) -> 
             region, name = r["Region"], r["AcceleratorName"]
             if r["InstanceType"]:
                 core_ram = fk.CORE_RAM[(region, r["InstanceType"].split("-")[0])]
-                value = D(r["vCPUs"]) * D(core_ram[2 * i]) + D(r["MemoryGiB"]) * D(core_ram[2 * i + 1])
+                core, ram = Decimal(core_ram[2 * i]), Decimal(core_ram[2 * i + 1])
+                value = Decimal(r["vCPUs"]) * core + Decimal(r["MemoryGiB"]) * ram
             elif name.startswith("tpu-v4"):
-                value = D(fk.TPU_V4[1 + i]) / 4 * offers.tpu_chips(name)
+                value = Decimal(fk.TPU_V4[1 + i]) / 4 * offers.tpu_chips(name)
             elif name.startswith("tpu-"):
                 version = {"tpu-v5litepod": "v5e"}.get(name.rsplit("-", 1)[0], name.split("-")[1])
-                value = D(fk.TPUS[(region, version)][i]) * offers.tpu_chips(name)
+                value = Decimal(fk.TPUS[(region, version)][i]) * offers.tpu_chips(name)
             else:
-                value = D(fk.GPUS[(region, name)][i]) * int(r["AcceleratorCount"])
+                value = Decimal(fk.GPUS[(region, name)][i]) * int(r["AcceleratorCount"])
             assert _rounds_to(value, r[col]), (r, col, value)
             checked += 1
     assert checked == 2 * catalog.height
@@ -114,27 +115,28 @@ def test_machine_table_matches_the_catalog_shapes(catalog: pl.DataFrame) -> None
 def test_parsed_prices_are_exact(fake: FakeCloudCatalog) -> None:
     df = collect(fake)
     a2 = offer(df, "us-central1", "a2-highgpu-1g", "on_demand")
-    assert a2["price_per_hour"] == float(12 * D("0.031611") + 85 * D("0.004237") + D("2.933908"))
+    assert a2["price_per_hour"] == float(12 * Decimal("0.031611") + 85 * Decimal("0.004237") + Decimal("2.933908"))
     assert a2["sku"] == ids(f"A2 Instance Core {IOWA}", f"A2 Instance Ram {IOWA}", f"Nvidia Tesla A100 GPU {IOWA}")
     assert (a2["accelerator_name"], a2["accelerator_count"], a2["accelerator_memory_gb"]) == ("A100-40GB", 1, 40)
     assert (a2["vcpus"], a2["memory_gb"], a2["zone"], a2["currency"]) == (12, 85, None, "USD")
     assert (a2["source"], a2["observed_at"], a2["interruption_rate"], a2["flag"]) == (prices.SOURCE, WHEN, 0, None)
 
     t4 = offer(df, "us-central1", "n1-standard-8+T4x2", "on_demand")
-    assert t4["price_per_hour"] == float(8 * D("0.031611") + 30 * D("0.004237") + 2 * D("0.35"))
+    assert t4["price_per_hour"] == float(8 * Decimal("0.031611") + 30 * Decimal("0.004237") + 2 * Decimal("0.35"))
     assert t4["sku"] == ids(f"N1 Predefined Instance Core {IOWA}", f"N1 Predefined Instance Ram {IOWA}",
                             f"Nvidia Tesla T4 GPU {IOWA}")
     g2 = offer(df, "europe-west4", "g2-standard-48", "on_demand")
-    assert g2["price_per_hour"] == float(48 * D("0.02511063") + 192 * D("0.0033652") + 4 * D("0.588042"))
+    assert g2["price_per_hour"] == float(48 * Decimal("0.02511063") + 192 * Decimal("0.0033652")
+                                         + 4 * Decimal("0.588042"))
     assert (g2["accelerator_name"], g2["accelerator_count"]) == ("L4", 4)
 
     v5e = offer(df, "us-central1", "tpu-v5litepod-8", "on_demand")
     assert (v5e["price_per_hour"], v5e["accelerator_name"], v5e["accelerator_count"]) == (9.6, "TPU-v5e", 8)
     assert (v5e["sku"], v5e["vcpus"], v5e["accelerator_memory_gb"]) == (sku_id(f"TpuV5e {IOWA}"), None, 16)
     v5p = offer(df, "us-central1", "tpu-v5p-8", "on_demand")  # 8 TensorCores = 4 chips
-    assert (v5p["price_per_hour"], v5p["accelerator_count"]) == (float(4 * D("4.2")), 4)
+    assert (v5p["price_per_hour"], v5p["accelerator_count"]) == (float(4 * Decimal("4.2")), 4)
     v4 = offer(df, "us-central2", "tpu-v4-32", "on_demand")  # 16 chips; the SKU prices 4 chips an hour
-    assert (v4["price_per_hour"], v4["accelerator_count"]) == (float(D("12.88") / 4 * 16), 16)
+    assert (v4["price_per_hour"], v4["accelerator_count"]) == (float(Decimal("12.88") / 4 * 16), 16)
     assert v4["sku"] == sku_id("Tpu-v4 Pod Accelerator USA")
     offers.check(df)
     assert df.schema == offers.SCHEMA
@@ -144,8 +146,8 @@ def test_parsed_prices_are_exact(fake: FakeCloudCatalog) -> None:
 def test_a2_highgpu_8g_is_the_vm_plus_eight_a100_skus(fake: FakeCloudCatalog, catalog: pl.DataFrame) -> None:
     df = collect(fake, ["us-central1"])
     got = offer(df, "us-central1", "a2-highgpu-8g", "on_demand")["price_per_hour"]
-    vm = 96 * D("0.031611") + 680 * D("0.004237")   # A2 Instance Core + Ram
-    assert got == float(vm + 8 * D("2.933908"))       # + 8 × Nvidia Tesla A100 GPU
+    vm = 96 * Decimal("0.031611") + 680 * Decimal("0.004237")  # A2 Instance Core + Ram
+    assert got == float(vm + 8 * Decimal("2.933908"))  # + 8 × Nvidia Tesla A100 GPU
     vm_row = catalog_price(catalog, "us-central1", "on_demand", instance_type="a2-highgpu-8g")
     a100_row = catalog_price(catalog, "us-central1", "on_demand", accelerator="A100", count=1)
     assert (vm_row, a100_row) == (5.91582, 2.93391)
@@ -157,7 +159,7 @@ def test_a2_highgpu_8g_is_the_vm_plus_eight_a100_skus(fake: FakeCloudCatalog, ca
 def test_spot_is_composed_from_preemptible_skus(fake: FakeCloudCatalog, catalog: pl.DataFrame) -> None:
     df = collect(fake)
     spot = offer(df, "us-central1", "a2-highgpu-8g", "spot")
-    assert spot["price_per_hour"] == float(96 * D("0.01581") + 680 * D("0.002118") + 8 * D("1.4341"))
+    assert spot["price_per_hour"] == float(96 * Decimal("0.01581") + 680 * Decimal("0.002118") + 8 * Decimal("1.4341"))
     assert spot["sku"] == ids(f"Spot Preemptible A2 Instance Core {IOWA}", f"Spot Preemptible A2 Instance Ram {IOWA}",
                               f"Nvidia Tesla A100 GPU attached to Spot Preemptible VMs {IOWA}")
     expected = (catalog_price(catalog, "us-central1", "spot", instance_type="a2-highgpu-8g")
@@ -213,7 +215,11 @@ def test_pagination_reads_every_page() -> None:
         assert len(one_page.calls("/skus")) == 2
     seen: list[tuple[str, int]] = []
     with FakeCloudCatalog(page_size=7) as fake:
-        paged = collect(fake, progress=lambda service, n: seen.append((service, n)))
+        def note(message: str) -> None:  # "<service>: <n> SKUs"
+            service, count = message.rsplit(": ", 1)
+            seen.append((service, int(count.removesuffix(" SKUs"))))
+
+        paged = collect(fake, progress=note)
         calls = fake.calls(f"/services/{fk.COMPUTE_ENGINE}/skus")
     n_skus = len(fk.compute_skus())
     pages = math.ceil(n_skus / 7)
@@ -277,8 +283,8 @@ def test_an_unknown_gpu_is_warned_about_not_guessed(fake: FakeCloudCatalog, capl
     with caplog.at_level(logging.WARNING, logger="collectors.gcp.prices"):
         df = collect(fake)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"gcp us-central1: SKU {k99['skuId']} ('Nvidia Tesla K99 GPU {IOWA}') names a GPU we do "
-                        "not know ('K99'); not priced"]
+    assert warnings == [(f"gcp us-central1: SKU {k99['skuId']} ('Nvidia Tesla K99 GPU {IOWA}') names a GPU we do "
+                         "not know ('K99'); not priced")]
     assert df.equals(baseline)
 
 
