@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-# bench/collectors.py would shadow the collectors package for scripts run from this folder.
+# A script's own folder comes first on sys.path: keep bench/ from shadowing our packages (bench/placement.py).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 OUT = Path(__file__).parent / "out"
 
