@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
 
 EPS = 1e-9
 
@@ -177,6 +175,10 @@ def _prune(workloads: pl.DataFrame, cands: pl.DataFrame, resources: Sequence[Res
 
 def _milp(workloads: pl.DataFrame, cands: pl.DataFrame, resources: Sequence[Resource], pen: dict[int, float],
           deadline: float, gap: float) -> tuple[dict[int, list[tuple[int, int]]], float | None, str, int] | None:
+    # scipy's solver takes about 0.4 s to import: paid only by runs that need it (most queues don't).
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_array
+
     keep = _prune(workloads, cands, resources)
     pos = np.full(cands.height, -1)
     pos[keep] = np.arange(keep.size)
