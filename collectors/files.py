@@ -7,10 +7,13 @@ the store commits only when every file passed, so one bad file writes nothing.
 
 from __future__ import annotations
 
+import csv
+import errno
 import gzip
 import shutil
 import tempfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,7 +27,7 @@ import polars as pl
 
 from collectors import billing, formats
 from finops import focus, providers
-from finops.store import Manifest, Source, Store
+from finops.store import Manifest, Source, Store, partition_id
 
 Format = Literal["csv", "parquet"]
 PARQUET_MAGIC = b"PAR1"
@@ -107,7 +110,48 @@ def _gunzip(src: Path, dst: Path, name: str) -> None:
         with gzip.open(src, "rb") as fin, open(dst, "wb") as fout:
             shutil.copyfileobj(fin, fout, 1 << 22)
     except (EOFError, OSError, zlib.error) as e:
+        if no_space(e):
+            raise IngestError(f"no space left on {dst.parent} while unpacking {name}; nothing was written — "
+                              f"free some space (or set TMPDIR to a larger disk) and run it again") from None
         raise IngestError(f"{name}: corrupt or truncated gzip file ({e})") from None
+
+
+def no_space(e: BaseException) -> bool:
+    """Whether ``e`` is a full disk (an OSError with ENOSPC, or polars' or delta-rs' text of one)."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return True
+    text = str(e)
+    return "No space left on device" in text or "os error 28" in text
+
+
+EXPORT_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+def expand(urls: Sequence[str | Path], storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """``urls`` with each folder replaced by the export files under it (CSV, CSV.gz, Parquet, at any
+    depth, in name order; hidden and ``_``-prefixed entries skipped). A folder holding none is an error."""
+    out: list[str] = []
+    for url in map(str, urls):
+        fs, p = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        try:
+            is_dir = fs.isdir(p)
+        except OSError:
+            is_dir = False
+        if not is_dir:
+            out.append(url)
+            continue
+        base = p.rstrip("/")
+        found = []
+        for f in sorted(fs.find(base)):
+            rel = f[len(base):].lstrip("/")
+            if any(seg.startswith((".", "_")) for seg in rel.split("/")) or not f.lower().endswith(EXPORT_SUFFIXES):
+                continue
+            found.append(f"{url.rstrip('/')}/{rel}")
+        if not found:
+            raise IngestError(f"{url}: a folder with no export files in it ({', '.join(EXPORT_SUFFIXES)}, "
+                              f"at any depth)")
+        out += found
+    return out
 
 
 def read_raw(path: Path, name: str | None = None, typed: bool = False) -> pl.LazyFrame:
@@ -119,6 +163,7 @@ def read_raw(path: Path, name: str | None = None, typed: bool = False) -> pl.Laz
         if fmt == "parquet":
             lf = pl.scan_parquet(path, hive_partitioning=False)
         else:
+            _refuse_duplicate_columns(path, name)
             lf = pl.scan_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=True)
             if typed:
                 lf = pl.scan_csv(path, infer_schema=False, encoding="utf8", null_values=list(focus.NULL_STRINGS[:1]),
@@ -126,9 +171,20 @@ def read_raw(path: Path, name: str | None = None, typed: bool = False) -> pl.Laz
         lf.collect_schema()
     except pl.exceptions.NoDataError:
         raise IngestError(f"{name}: empty file (no header)") from None
+    except IngestError:
+        raise
     except Exception as e:  # noqa: BLE001 - corrupt Parquet/odd CSV raise many kinds; re-raised as IngestError
         raise IngestError(f"{name}: cannot read as {fmt.upper()} ({_first_line(e)})") from None
     return lf
+
+
+def _refuse_duplicate_columns(path: Path, name: str) -> None:
+    """A header naming a column twice is refused (a reader would keep one and rename the other)."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        header = next(csv.reader([f.readline()]), [])
+    twice = [c for c, n in Counter(header).items() if n > 1]
+    if twice:
+        raise IngestError(f"{name}: column {twice[0]!r} appears more than once in the header; keep one of them")
 
 
 def _decimal_overrides(header: list[str]) -> dict[str, pl.DataType]:
@@ -247,47 +303,121 @@ def load(raw: pl.LazyFrame, name: str, fast: bool = False, repair: bool = True) 
 # -- ingesting ---------------------------------------------------------------------------------
 def ingest(store: Store, urls: Sequence[str | Path], *, provider: str | None = None,
            storage_options: Mapping[str, Any] | None = None,
-           progress: Callable[[str, str], None] | None = None) -> IngestResult:
-    """Ingest FOCUS export files into the ``billing`` dataset, all or nothing.
+           progress: Callable[[str, str], None] | None = None, replace: bool = False) -> IngestResult:
+    """Ingest FOCUS export files (or folders of them, see :func:`expand`) into the ``billing`` dataset,
+    all or nothing, in one commit.
 
     Every partition (provider × billing period × billing account) the files touch is replaced by the
-    rows of these files, so ingesting the same files again changes nothing. ``progress(path, state)``
+    rows of these files, so ingesting the same files again changes nothing. A partition whose rows came
+    from other source files (by SHA-256, from the store's provenance) is not replaced unless
+    ``replace``: the files of one delivery (a month in two halves, Azure's actual and amortized files)
+    are to be given together, and they then replace the partition as a set. ``progress(path, state)``
     is called with states ``reading``, ``staged`` and ``committed``.
     """
     known = (*providers.clouds(), *providers.OTHER_NAMES)  # FOCUS files may hold clouds we do not collect from
     if provider is not None and provider not in known:
         raise IngestError(f"--provider {provider!r}: expected one of {', '.join(known)}")
+    urls = expand(urls, storage_options)
+    try:
+        return _ingest(store, urls, provider, storage_options, progress, replace)
+    except Exception as e:
+        if no_space(e):
+            raise IngestError(f"no space left on {store.root if store.local else store.url} while writing the "
+                              f"store; nothing was written — free some space and run it again") from None
+        raise
+
+
+def _ingest(store: Store, urls: list[str], provider: str | None, storage_options: Mapping[str, Any] | None,
+            progress: Callable[[str, str], None] | None, replace: bool) -> IngestResult:
     result = IngestResult()
-    seen: set[str] = set()
     note = progress or (lambda _p, _s: None)
-    together: dict[str, tuple[formats.NativeFormat, list[str]]] = {}
     with store.transaction("billing") as tx:
-        for url in map(str, urls):
-            note(url, "reading")
-            with local_copy(url, storage_options) as (local, pending):
-                raw = read_raw(local, url)
-                native = formats.detect(raw.collect_schema().names())
-                if native is not None and native.together is not None:  # read as a set, below
-                    _check_provider(native.provider, provider, url)
-                    together.setdefault(native.name, (native, []))[1].append(url)
-                    continue
-                staged = _stage_file(tx, local, raw, native, url, pending, provider)
-                if staged.source.sha256 in seen:  # same bytes as an earlier file of this run
-                    tx.discard(-1)
-                    result.skipped.append(url)
-                    note(url, "duplicate")
-                    continue
-                seen.add(staged.source.sha256)
-                result.files.append(staged)
-            note(url, "staged")
-        for native, group in together.values():
-            result.files += _stage_together(tx, native, group, storage_options)
-            for url in group:
-                note(url, "staged")
-        result.manifests = tx.commit()
+        try:
+            _stage_all(tx, urls, provider, storage_options, note, result)
+            if not replace:
+                _refuse_replacing_other_sources(store, tx)
+            result.manifests = tx.commit()
+        except IngestError:
+            raise
+        except Exception as e:
+            if _out_of_space(e, tx):
+                raise _space_error(tx) from None
+            raise
     for f in result.files:
         note(f.path, "committed")
     return result
+
+
+def _stage_all(tx: Any, urls: list[str], provider: str | None, storage_options: Mapping[str, Any] | None,
+               note: Callable[[str, str], None], result: IngestResult) -> None:
+    seen: set[str] = set()
+    together: dict[str, tuple[formats.NativeFormat, list[str]]] = {}
+    for url in urls:
+        note(url, "reading")
+        with local_copy(url, storage_options) as (local, pending):
+            raw = read_raw(local, url)
+            native = formats.detect(raw.collect_schema().names())
+            if native is not None and native.together is not None:  # read as a set, below
+                _check_provider(native.provider, provider, url)
+                together.setdefault(native.name, (native, []))[1].append(url)
+                continue
+            staged = _stage_file(tx, local, raw, native, url, pending, provider)
+            if staged.source.sha256 in seen:  # same bytes as an earlier file of this run
+                tx.discard(-1)
+                result.skipped.append(url)
+                note(url, "duplicate")
+                continue
+            seen.add(staged.source.sha256)
+            result.files.append(staged)
+        note(url, "staged")
+    for native, group in together.values():
+        result.files += _stage_together(tx, native, group, storage_options)
+        for url in group:
+            note(url, "staged")
+
+
+# A write failing with less than this free where it stages is taken as a full disk: a sink that runs out
+# of space can leave a truncated file that fails only when read back, with no ENOSPC to be seen.
+FULL_BELOW_BYTES = 1 << 20
+
+
+def _out_of_space(e: BaseException, tx: Any) -> bool:
+    if no_space(e):
+        return True
+    try:
+        d = Path(tx.dir)
+        while not d.exists() and d != d.parent:
+            d = d.parent
+        return shutil.disk_usage(d).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
+
+
+def _space_error(tx: Any) -> IngestError:
+    where = tx.store.root if tx.store.local else str(Path(tx.dir).parent)
+    return IngestError(f"no space left on {where} while writing the store; nothing was written — free some "
+                       f"space and run it again")
+
+
+def _refuse_replacing_other_sources(store: Store, tx: Any) -> None:
+    """Refuse a write that would replace a partition built from files other than those given now."""
+    ours = {s.sha256 for part in tx.parts for s in part.sources}
+    touched = {pid for part in tx.parts for pid in part.files}
+    if not touched:
+        return
+    keys = [part_keys for part in tx.parts for part_keys in part.partitions]
+    wanted = {k: sorted({p[k] for p in keys}) for k in ("provider", "billing_period")}
+    for m in store.manifests("billing", wanted):
+        pid = partition_id(m.partition)
+        if pid not in touched:
+            continue
+        others = [str(s.get("path", "?")) for s in m.sources if s.get("sha256") not in ours]
+        if not others and m.sources:
+            continue
+        names = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        held = f"rows from {names}" if others else "rows of unrecorded origin"
+        raise IngestError(f"{pid}: already holds {held}, not among the files given; give all files of the "
+                          f"delivery together, or pass --replace to replace those rows with these")
 
 
 def _check_provider(found: str, wanted: str | None, name: str) -> None:
@@ -320,6 +450,8 @@ def _stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeF
         try:
             part = tx.stage(lf)
         except (pl.exceptions.PolarsError, OSError) as e:
+            if _out_of_space(e, tx):
+                raise _space_error(tx) from None
             bad = native.bad_values(raw) if native.bad_values else []
             if bad:
                 where = "; ".join(f"column {c}, row {r + 1}: {v!r}" for c, r, v in bad)
@@ -336,12 +468,16 @@ def _stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeF
             lf = load(read_raw(local, name, typed=True), name, fast=True)
             part = tx.stage(lf)
             counts = None
-    except (pl.exceptions.PolarsError, OSError, IngestError):
+    except (pl.exceptions.PolarsError, OSError, IngestError) as e:
+        if _out_of_space(e, tx):
+            raise _space_error(tx) from None
         lf, counts = load(raw, name), None
         try:
             part = tx.stage(lf)
-        except (pl.exceptions.PolarsError, OSError) as e:
-            raise _explain(e, raw, name) from None
+        except (pl.exceptions.PolarsError, OSError) as e2:
+            if _out_of_space(e2, tx):
+                raise _space_error(tx) from None
+            raise _explain(e2, raw, name) from None
     return _finish(part, lf, name, pending, provider, counts)
 
 
@@ -384,7 +520,32 @@ def _explain(err: Exception, raw: pl.LazyFrame, name: str) -> IngestError:
     if bad:
         where = "; ".join(f"column {b.column}, row {b.row + 1}: {b.value!r}" for b in bad)
         return IngestError(f"{name}: values that do not parse: {where}")
+    try:
+        huge = _out_of_range(raw)
+    except Exception:  # noqa: BLE001 - as above
+        huge = []
+    if huge:
+        where = "; ".join(f"column {c}, row {r + 1}: {v!r}" for c, r, v in huge)
+        return IngestError(f"{name}: numbers too large for an amount (at most {MAX_AMOUNT:.0e} in magnitude): {where}")
     return IngestError(f"{name}: {_first_line(err)}")
+
+
+MAX_AMOUNT = 10.0 ** (38 - focus.MONEY_SCALE)  # what the store's decimal type holds
+
+
+def _out_of_range(raw: pl.LazyFrame, limit: int = 5) -> list[tuple[str, int, str]]:
+    """Amounts that read as numbers but are infinite or beyond the store's decimal type (``1e400``)."""
+    renamed = raw.rename(focus.rename_map(raw.collect_schema().names()))
+    cols = [c.name for c in focus.COLUMNS if c.kind is focus.Kind.DECIMAL and c.name in renamed.collect_schema()]
+    out: list[tuple[str, int, str]] = []
+    indexed = renamed.with_row_index("__row")
+    for c in cols:
+        text = pl.col(c).cast(pl.String).str.strip_chars()
+        num = text.cast(pl.Float64, strict=False)
+        rows = (indexed.filter(num.is_infinite() | (num.abs() >= MAX_AMOUNT))
+                .select("__row", text.alias("v")).limit(limit).collect())
+        out += [(c, int(i), str(v)) for i, v in rows.iter_rows()]
+    return sorted(out, key=lambda b: b[1])[:limit]
 
 
 def _locate(lf: pl.LazyFrame, problems: list[focus.Problem]) -> str:

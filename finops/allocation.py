@@ -32,6 +32,7 @@ from typing import Literal
 import polars as pl
 
 from finops.config import AllocationConfig, Config, SharedPool
+from finops.focus import not_json_objects, tags_not_object
 
 Dimension = Literal["team", "project"]
 UNALLOCATED = "unallocated"
@@ -133,6 +134,8 @@ def tag_owners(tags: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
     """``Tags`` → ``_by_tags``: the owner the tag keys name, over the distinct tag sets given."""
     found = [_canonical(pl.col("Tags").str.json_path_match(_json_path(k)), rules) for k in rules.tags]
     owner = pl.coalesce(found) if found else pl.lit(None, pl.String)
+    # Tags that are not a JSON object (a store written before validate refused them) name no owner.
+    owner = pl.when(tags_not_object(pl.col("Tags"))).then(pl.lit(None, pl.String)).otherwise(owner)
     return tags.unique().with_columns(owner.alias("_by_tags"))
 
 
@@ -198,10 +201,17 @@ def tag_keys(tags: pl.LazyFrame) -> set[str]:
     for t in tags.select(pl.col("Tags").unique()).collect()["Tags"]:
         if t:
             try:
-                keys |= set(json.loads(t))
-            except (ValueError, TypeError):
+                parsed = json.loads(t)
+            except (ValueError, RecursionError):
                 continue
+            if isinstance(parsed, dict):  # anything else is malformed: see malformed_tags
+                keys |= {str(k) for k in parsed}
     return keys
+
+
+def malformed_tags(tags: pl.LazyFrame) -> list[str]:
+    """The distinct ``Tags`` values that are not a JSON object (their rows count as untagged), sorted."""
+    return sorted(not_json_objects(tags.select(pl.col("Tags").unique()).collect()["Tags"].to_list()))
 
 
 def missing_tag_keys(rules: Rules, present: set[str]) -> str | None:

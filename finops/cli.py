@@ -9,6 +9,7 @@ pays only for its own imports (polars, the SDKs and the solver take seconds to l
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import asdict
 from datetime import datetime
@@ -64,8 +65,23 @@ def _config() -> config_mod.Config:
 @app.callback()
 def _main(config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: "
                             "$FINOPS_CONFIG, else ./finops.toml, else built-in defaults).")] = None,
-          debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False) -> None:
+          debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error and the cloud SDKs' "
+                                              "own log messages.")] = False) -> None:
     OPTIONS.config_path, OPTIONS.debug = config, debug
+    _logging(debug)
+
+
+# The clouds' SDKs log their own account of a failure (azure-identity's multi-line credential report,
+# botocore's retries) before we say it in one line: shown with --debug only.
+SDK_LOGGERS = ("azure", "google", "botocore", "boto3", "urllib3", "s3fs", "gcsfs", "adlfs", "httpx")
+
+
+def _logging(debug: bool) -> None:
+    """Our warnings as one line each on stderr; the SDKs' only with ``--debug``."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s" if debug else "%(message)s")
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -164,25 +180,34 @@ def _table(title: str, columns: list[str], rows: list[list[str]], right: set[str
 @app.command()
 def init(path: Annotated[Path, typer.Argument(help="Where to write the example.")] = Path(config_mod.DEFAULT_FILE),
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
-    """Write a commented example configuration."""
-    if path.exists() and not force:
-        _fail(f"{path} exists; pass --force to overwrite it")
-    path.write_text(config_mod.EXAMPLE)
-    config_mod.load(path)  # the example must always be valid
-    err.print(f"wrote {path}")
+    """Write a commented example configuration, and an example queue (jobs.yaml) beside it if there is none."""
+    from finops.services import setup as svc
+
+    try:
+        res = svc.init(path, force=force)
+    except svc.SetupError as e:
+        _fail(str(e))
+        return
+    for p in res.written:
+        err.print(f"wrote {p}")
+    for p in res.kept:
+        err.print(f"kept {p} (it exists)")
 
 
 # -- ingest and validate ---------------------------------------------------------------------------
 @app.command()
-def ingest(paths: Annotated[list[str], typer.Argument(help="FOCUS export files (CSV, CSV.gz, Parquet; local or s3://).")],
+def ingest(paths: Annotated[list[str], typer.Argument(
+               help="FOCUS or native export files (CSV, CSV.gz, Parquet; local or s3://), or folders of them.")],
            provider: Annotated[str | None, typer.Option(
                help=f"Expect rows of this provider only ({providers.expected()}).")] = None,
+           replace: Annotated[bool, typer.Option(
+               "--replace", help="Replace partitions that hold rows from other files (default: refuse).")] = False,
            as_json: JsonOpt = False) -> None:
     """Ingest FOCUS exports into the billing store. All files or none: one bad file writes nothing."""
     from finops.services import ingest as svc
 
     with _Bars() as bars:
-        done = svc.ingest(_config(), paths, provider=provider, progress=bars)
+        done = svc.ingest(_config(), paths, provider=provider, replace=replace, progress=bars)
     res = done.result
     if as_json:
         _emit_json({"files": [{"file": f.path, "rows": f.rows, "BilledCost": str(f.sums["BilledCost"]),
@@ -528,7 +553,7 @@ def _as_of(text: str | None) -> int | datetime | None:
 def _print_chargeback(cb: Any) -> None:
     dim = cb.dimension
     cols = (dim, "direct", "shared", "total", "previous_week", "change_pct", "month_to_date", "budget_used_pct",
-            "spot_savings", "gpu_hours")
+            "spot_savings", "gpu_hours", "tpu_chip_hours")
     rows = [["" if r[c] is None else (_money(r[c]) if isinstance(r[c], Decimal) else
                                      (f"{r[c]:,.1f}" if isinstance(r[c], float) else str(r[c]))) for c in cols]
             for r in cb.summary.iter_rows(named=True)]
@@ -563,7 +588,10 @@ def queue_list(state: Annotated[list[str] | None, typer.Option(help="Only these 
     """Workloads in the queue and their state."""
     from finops.services import queue as svc
 
-    rows = svc.workloads(_config(), state)
+    listed = svc.listing(_config(), state)
+    for note in listed.notes:
+        err.print(f"[yellow]note[/] {escape(note)}", highlight=False)
+    rows = listed.workloads
     data = [{"id": w.id, "name": w.name, "team": w.team, "kind": w.kind, "priority": w.priority, "state": w.state,
              "accelerators": (f"{'/'.join(w.spec.accelerators.names())} x{w.spec.accelerators.count:g}"
                               if w.spec.accelerators else "cpu"),
@@ -639,6 +667,40 @@ def _print_plan(run_id: str, plan: Any, dry_run: bool, as_json: bool) -> None:
         err.print(f"recorded run {run_id} in the ledger")
 
 
+@app.command()
+def placements(workload: Annotated[int | None, typer.Option(help="Only this workload id.")] = None,
+               run: Annotated[str | None, typer.Option(help="Only this run id (as `finops place` prints it).")] = None,
+               as_json: JsonOpt = False) -> None:
+    """The placement decisions `finops place` recorded: where each workload went, at what price and expected
+    cost (or why it was left out), by run, oldest first."""
+    from finops.placements import Placed
+    from finops.services import queue as svc
+
+    res = svc.placements(_config(), workload, run)
+    if as_json:
+        _emit_json([{"id": r.id, "run_id": r.run_id, "decided_at": r.decided_at.isoformat(), **r.decision.to_json()}
+                    for r in res.recorded])
+    else:
+        table = _table(f"Recorded placements: {len(res.recorded)}",
+                       ["id", "run", "decided (UTC)", "workload", "team", "where", "market", "$/hour", "expected $",
+                        "reason"], [], {"id", "$/hour", "expected $"})
+        for r in res.recorded:
+            d = r.decision
+            head = [str(r.id), r.run_id, f"{r.decided_at:%Y-%m-%d %H:%M}", f"{d.workload_id} {escape(d.name)}",
+                    escape(d.team)]
+            if isinstance(d, Placed):
+                where = " + ".join(f"{leg.provider} {leg.region} {leg.instance_type}"
+                                   + (f" x{leg.replicas}" if leg.replicas > 1 else "") for leg in d.legs)
+                table.add_row(*head, where, d.main.market, f"{d.main.price_per_hour:.4f}", f"{d.expected_cost:,.2f}",
+                              "")
+            else:
+                table.add_row(*head, "[red]unplaced[/]", "", "", "", escape(d.reason))
+        if res.recorded:
+            out.print(table)
+    for note in res.notes:
+        err.print(escape(note), highlight=False)
+
+
 # -- generate and demo -----------------------------------------------------------------------------
 @app.command()
 def generate(out_dir: Annotated[Path, typer.Option("--out", help="Folder for the export files.")] = Path("exports"),
@@ -675,7 +737,8 @@ def demo(days: int = 90, teams: int = 6, seed: int = 0,
     if as_json:
         _emit_json({"store": res.store, "totals": res.totals, "offers": res.offers_known,
                     "chargeback": [str(p) for p in res.report], "placement": res.placement,
-                    "cheapest_a100x8_spot": res.cheapest})
+                    "cheapest_a100x8_spot": res.cheapest,
+                    "config": str(res.config) if res.config else res.config_source})
         return
     out.print(_table(f"Billing in {res.store} by provider and month",
                      ["provider", "month", "rows", "BilledCost", "EffectiveCost"],
@@ -685,7 +748,14 @@ def demo(days: int = 90, teams: int = 6, seed: int = 0,
         out.print(f"cheapest 8x A100 spot: {r['provider']} {r['region']} {r['instance_type']} "
                   f"${r['price_per_hour']:.2f}/h", highlight=False)
     if res.report:
-        out.print(f"last week's chargeback: {res.report[0].parent}/ (`finops report chargeback` for others)",
+        out.print(f"last week's chargeback: {res.report[0].parent}/", highlight=False)
+    if res.config is not None:
+        again = ("finops report chargeback" if res.config == Path(config_mod.DEFAULT_FILE)
+                 else f"finops -c {res.config} report chargeback")
+        out.print(f"its rules (the generated teams, accounts and shared pool) are in {res.config}: "
+                  f"`{again}` reproduces it", highlight=False)
+    elif res.report:
+        out.print(f"allocated by the teams in {res.config_source}: `finops report chargeback` reproduces it",
                   highlight=False)
     err.print("next: `finops store info`, `finops validate`, `finops prices show --accelerator H100 --count 8`")
 

@@ -9,6 +9,7 @@ DefaultAzureCredential).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -58,6 +59,14 @@ def _billing_kind(kind: str) -> str:
 class StoreConfig(_Model):
     url: str = DEFAULT_STORE
     """Local folder or object-store URL (``s3://bucket/prefix``, ``gs://…``, ``az://…``)."""
+
+    @field_validator("url")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the store URL is empty: give a folder (e.g. \"./finops-data\") or an object-store "
+                             "URL such as \"s3://bucket/prefix\"")
+        return v
     endpoint_url: str | None = None
     """For S3-compatible object stores other than AWS (MinIO, Ceph, a local test server)."""
     region: str | None = None
@@ -373,7 +382,25 @@ class Config(_Model):
             fs_opts.setdefault("client_kwargs", {})["region_name"] = self.store.region
             pl_opts["aws_region"] = self.store.region
         pl_opts.update(self.store.options)
+        self.check_store()
         return Store(self.store.url, fs_opts, pl_opts)
+
+    def check_store(self, create: bool = True) -> None:
+        """A local store's folder is a folder and exists or (``create``) can be made; else
+        :class:`ConfigError` naming it."""
+        url = self.store.url
+        if "://" in url and not url.startswith("file://"):
+            return
+        where = f"{self.source}: store.url" if self.source else "store.url"
+        folder = Path(url.removeprefix("file://")).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{where}: {url!r} is a file, not a folder: point the store at a folder")
+        if not create:
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{where}: cannot create the store folder {url!r}: {e.strerror or e}") from None
 
 
 def find(path: str | Path | None = None) -> Path | None:
@@ -394,9 +421,15 @@ def load(path: str | Path | None = None) -> Config:
     if not file.exists():
         raise ConfigError(f"{file}: no such configuration file")
     try:
-        data = tomllib.loads(file.read_text())
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{file}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not a TOML configuration (not UTF-8 text)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a folder, not a configuration file") from None
+    except OSError as e:
+        raise ConfigError(f"{file}: cannot be read: {e.strerror or e}") from None
     return parse(data, str(file))
 
 
@@ -428,7 +461,18 @@ def _expected(err: Any) -> str:
     return f"{msg} (got {got!r})" if not isinstance(got, dict | list) else msg
 
 
+_URL_CREDENTIALS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]*:[^/?#@\s]*@")
+"""A URL with ``user:password@`` (``s3://KEY:SECRET@bucket``, ``postgresql://u:p@host/db``)."""
+
+
 def _refuse_secrets(data: Any, name: str, path: str = "") -> None:
+    """Refuse keys that name credentials and URLs that carry them, naming the key, never the value."""
+    if isinstance(data, str):
+        if _URL_CREDENTIALS.match(data.strip()):
+            raise ConfigError(f"{name}: {path}: the URL has credentials in it (user:secret@); credentials do not "
+                              "belong in finops.toml: remove them and use the SDK's own credential chain "
+                              "(profiles, ADC, managed identity; PGPASSWORD or ~/.pgpass for PostgreSQL)")
+        return
     if isinstance(data, dict):
         for k, v in data.items():
             key = f"{path}.{k}" if path else str(k)
@@ -516,7 +560,10 @@ capacity = [{ provider = "aws", region = "us-east-1", accelerator = "H100", limi
             { provider = "gcp", accelerator = "TPU-v5e", limit = 256 }]
 restart_overhead_minutes = 10  # lost at each spot interruption, beyond the work since the last checkpoint
 time_limit_seconds = 10        # for the whole queue; the optimality gap is reported when reached
-stale = "exclude"              # offers older than prices.max_age_hours: "exclude", "allow" or "error"
+# Offers older than prices.max_age_hours: "exclude" (the default), "allow" or "error". "allow" here so
+# that the shipped price snapshot (`finops prices import-catalog`, months old) can be placed on: every
+# plan says how old its prices were. Once `finops collect prices` runs on a schedule, use "exclude".
+stale = "allow"
 blocked = ["azure:*:Standard_NC6s_v3"]   # provider:region:instance_type, with * wildcards
 egress = [{ source = "aws:us-east-1", destination = "gcp", per_gb = 0.09 }]   # USD/GB, over the defaults
 

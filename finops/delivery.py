@@ -16,11 +16,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from finops.config import EmailConfig, WebhookConfig
+from finops.escape import slack_text
 from finops.reports import Chargeback
 from finops.retry import RetryPolicy, retrying
 
@@ -30,9 +32,12 @@ class DeliveryError(RuntimeError):
 
 
 def summary_text(cb: Chargeback, top: int = 10) -> str:
-    """A short plain-text summary: total, reconciliation and the largest recipients."""
+    """A short plain-text summary: total, reconciliation and the largest recipients. Plain text, for an
+    e-mail's text part; :func:`webhook_payload` escapes it for Slack's mrkdwn."""
     dim = cb.dimension
-    lines = [f"Chargeback {cb.week.label} ({cb.week.start:%d %b} – {cb.week.end:%d %b %Y}, {cb.basis}): "
+    part = (f" PART WEEK as of {cb.part_week_until:%d %b %H:%M} UTC" if cb.part_week_until is not None else "")
+    last = cb.week.end - timedelta(days=1)
+    lines = [f"Chargeback {cb.week.label} ({cb.week.start:%d %b} – {last:%d %b %Y}{part}, {cb.basis}): "
              f"total {cb.currency} {cb.total:,.2f}, " + ("reconciled to the bill" if cb.reconciled else
                                                          "NOT reconciled")]
     for r in cb.summary.sort("total", descending=True).head(top).iter_rows(named=True):
@@ -91,8 +96,9 @@ def send_email(cb: Chargeback, cfg: EmailConfig, attachments: Sequence[Path] = (
 
 def webhook_payload(cb: Chargeback) -> dict[str, object]:
     """Slack's incoming-webhook format: ``text`` (the fallback every compatible receiver reads) and
-    ``blocks`` with the same summary."""
-    text = summary_text(cb)
+    ``blocks`` with the same summary. Every text is escaped for mrkdwn (``&``, ``<``, ``>``), so a tag
+    value such as ``<!channel>`` or ``<http://evil|click>`` is shown as written, never acted on."""
+    text = slack_text(summary_text(cb))
     return {"text": text, "blocks": [
         {"type": "header", "text": {"type": "plain_text", "text": f"Chargeback {cb.week.label}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": text}}]}

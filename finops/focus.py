@@ -411,11 +411,53 @@ def checks(names: Iterable[str]) -> dict[str, tuple[str, str, pl.Expr]]:
         if {start, end} <= present:
             out[f"{start}|order"] = (start, f"{start} not before {end}",
                                      (pl.col(start) >= pl.col(end)).fill_null(False))
+    if "Tags" in present:
+        out["Tags|object"] = ("Tags", "not a JSON object (FOCUS Tags are key-value JSON)",
+                              tags_not_object(pl.col("Tags")))
     for cur in ("BillingCurrency", "PricingCurrency"):
         if cur in present:
             c = pl.col(cur)
             out[f"{cur}|iso"] = (cur, "not an ISO 4217 currency code",
                                  c.is_not_null() & ~c.is_in(sorted(currency_codes())))
+    return out
+
+
+def not_json_objects(values: Iterable[str | None]) -> set[str]:
+    """The values that are not a JSON object (FOCUS Tags must be one): ``[1,2,3]``, ``{not json``, ``"x"``."""
+    bad = set()
+    for v in values:
+        if v is None:
+            continue
+        try:
+            ok = isinstance(json.loads(v), dict)
+        except (ValueError, RecursionError):
+            ok = False
+        if not ok:
+            bad.add(v)
+    return bad
+
+
+def tags_not_object(tags: pl.Expr) -> pl.Expr:
+    """True on a row whose Tags is set and not a JSON object. Parses each distinct value once per batch
+    (DESIGN: work on distinct values), not every row."""
+    def flag(s: pl.Series) -> pl.Series:
+        return s.is_in(sorted(not_json_objects(s.unique().to_list())))
+
+    return tags.map_batches(flag, return_dtype=pl.Boolean, is_elementwise=True)
+
+
+WARNING_RULES = ("ConsumedQuantity|negative",)
+
+
+def warning_checks(names: Iterable[str]) -> dict[str, tuple[str, str, pl.Expr]]:
+    """Rules over single rows that real bills may break and still be the bill: reported as warnings
+    (they do not refuse a file). key → (column, rule, an expression true on every row that breaks it)."""
+    present = set(names)
+    out: dict[str, tuple[str, str, pl.Expr]] = {}
+    if {"ConsumedQuantity", "ChargeCategory"} <= present:
+        out["ConsumedQuantity|negative"] = (
+            "ConsumedQuantity", "negative on a Usage row",
+            ((pl.col("ChargeCategory") == "Usage") & (pl.col("ConsumedQuantity") < 0)).fill_null(False))
     return out
 
 
@@ -451,7 +493,9 @@ def count(lf: pl.LazyFrame, flags: Mapping[str, pl.Expr]) -> dict[str, int]:
 
 def validate(frame: pl.LazyFrame | pl.DataFrame, counts: Mapping[str, int] | None = None) -> list[Problem]:
     """Problems in a conformed frame: nulls where FOCUS forbids them, values outside the enumerations,
-    ChargePeriodStart ≥ ChargePeriodEnd (and the same for billing periods), unknown currency codes.
+    ChargePeriodStart ≥ ChargePeriodEnd (and the same for billing periods), unknown currency codes, Tags
+    that are not a JSON object; and, as warnings, a negative ConsumedQuantity on a Usage row
+    (:func:`warning_checks`).
 
     Returns an empty list when the frame keeps every rule checked. Problems of severity ``warning``
     (rules over groups of rows) do not stop an ingest. One pass over the data (none when ``counts``,
@@ -459,18 +503,22 @@ def validate(frame: pl.LazyFrame | pl.DataFrame, counts: Mapping[str, int] | Non
     small query per rule broken to fetch examples and one for the rules over groups of rows.
     """
     lf = frame.lazy()
-    rules = checks(lf.collect_schema().names())
-    if not rules:
+    names = lf.collect_schema().names()
+    rules = checks(names)
+    warn = warning_checks(names)
+    if not rules and not warn:
         return []
-    if counts is None:
-        counts = count(lf, {k: e for k, (_, _, e) in rules.items()})
+    both = rules | warn
+    todo = {k: e for k, (_, _, e) in both.items() if counts is None or k not in counts}
+    counts = {**(counts or {}), **count(lf, todo)}
     problems: list[Problem] = []
-    for key, (column, rule, expr) in rules.items():
+    for key, (column, rule, expr) in both.items():
         if counts[key]:
             ex = (lf.filter(expr).select(pl.col(column).cast(pl.String)).unique().limit(3).collect()
                   .to_series().to_list())
-            problems.append(Problem(column, rule, int(counts[key]), tuple("null" if v is None else v for v in ex), key))
-    return problems + _cross_row_problems(lf, set(lf.collect_schema().names()))
+            problems.append(Problem(column, rule, int(counts[key]), tuple("null" if v is None else v for v in ex), key,
+                                    "warning" if key in warn else "error"))
+    return problems + _cross_row_problems(lf, set(names))
 
 
 # Account types as each provider's own FOCUS exports name them (used when an older export lacks them).

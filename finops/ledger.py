@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     JSON,
@@ -48,8 +49,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from finops.config import field_path
 from finops.placements import Decision, Leg, Recorded
 from finops.workloads import WorkloadSpec, dumps, from_json
 
@@ -130,6 +132,10 @@ class LedgerError(ValueError):
     """A queue operation that cannot be done (unknown id, a move the state machine forbids, …)."""
 
 
+class LedgerMissing(LedgerError):
+    """A read-only open of a SQLite ledger that does not exist yet (nothing was ever queued there)."""
+
+
 class LedgerConflict(LedgerError):
     """Another process moved the workload first (the compare-and-swap found another state): nothing
     was changed; re-read the workload and decide again."""
@@ -159,6 +165,19 @@ class QueuedWorkload:
     submitted_at: datetime | None = None
     running_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A queued row whose stored spec this finops cannot load any more (written by an older version that
+    accepted, say, ``runtime_hours: .inf``): shown and skipped, never a crash. ``problem`` says why and what
+    to do."""
+
+    id: int
+    name: str
+    team: str
+    state: str
+    problem: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,22 +212,69 @@ def _now() -> datetime:
 class Ledger:
     """The queue and placement ledger at ``url``, migrated to the head revision on open."""
 
-    def __init__(self, url: str, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, engine: Engine | None = None, *, read_only: bool = False) -> None:
+        """``read_only``: open a SQLite file without creating it (:class:`LedgerMissing` when there is none)
+        or writing to it, unless its schema is older than this code's (then it is upgraded, as on any open)."""
         self.url = url
         self.engine = engine or create_engine(url)
+        self.where = self.engine.url.render_as_string(hide_password=True)
+        self.empty = False
+        """Read-only, on a database without the ledger's tables yet: lists are empty."""
         if self.engine.dialect.name == "sqlite":
             db = self.engine.url.database
-            if db and db != ":memory:":
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            if db and db != ":memory:" and not db.startswith("file:"):
+                if read_only and engine is None:
+                    if not Path(db).is_file():
+                        raise LedgerMissing(f"no ledger at {db} yet")
+                    self.engine = create_engine(f"sqlite:///file:{quote(str(Path(db).resolve()))}?mode=ro&uri=true")
+                else:
+                    try:
+                        Path(db).parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as e:
+                        raise LedgerError(f"cannot create the folder of the ledger {db}: {e.strerror or e}: "
+                                          "point [ledger] url or [store] url elsewhere") from None
             _sqlite_transactions(self.engine)
         # Writes take SQLite's write lock when they begin (BEGIN IMMEDIATE) so concurrent writers queue
         # on busy_timeout instead of failing to upgrade a read lock part way; PostgreSQL ignores it.
         self._writer = self.engine.execution_options(finops_write=True)
-        self.revision = migrate(self.engine)
+        with self._sql_errors():
+            if read_only:
+                with self.engine.connect() as c:
+                    rev = current_revision(c)
+                _require_known_revision(rev, head_revision(), self.engine)
+                if rev is None:
+                    self.empty, self.revision = True, head_revision()
+                elif rev != head_revision():  # older: upgraded with a writable connection, as any open does
+                    self.engine = create_engine(url)
+                    if self.engine.dialect.name == "sqlite":
+                        _sqlite_transactions(self.engine)
+                    self._writer = self.engine.execution_options(finops_write=True)
+                    self.revision = migrate(self.engine)
+                else:
+                    self.revision = rev
+            else:
+                self.revision = migrate(self.engine)
+
+    @contextmanager
+    def _sql_errors(self) -> Iterator[None]:
+        """A ledger file that cannot be written or opened, as one sentence (:class:`LedgerError`)."""
+        try:
+            yield
+        except OperationalError as e:
+            msg = str(e.orig) if e.orig is not None else str(e)
+            if "readonly" in msg or "read-only" in msg:
+                raise LedgerError(f"the ledger {self.where} is read-only ({msg}): make it writable, or point "
+                                  "[ledger] url at one that is") from None
+            if "unable to open database file" in msg:
+                raise LedgerError(f"cannot open the ledger {self.where} ({msg}): check that its folder exists "
+                                  "and can be written") from None
+            if "file is not a database" in msg:
+                raise LedgerError(f"{self.where} is not a SQLite database: point [ledger] url elsewhere") from None
+            raise
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._writer.begin() as c:
+        with self._sql_errors(), self._writer.begin() as c:
             yield c
 
     # -- queue ---------------------------------------------------------------------------------
@@ -233,25 +299,43 @@ class Ledger:
             return ids
 
     def list(self, states: Iterable[str] | None = None) -> builtins.list[QueuedWorkload]:
+        """Workloads (in ``states`` only, if given), oldest first; rows whose spec no longer loads are
+        left out (:meth:`read` returns them too)."""
+        return self.read(states)[0]
+
+    def read(self, states: Iterable[str] | None = None
+             ) -> tuple[builtins.list[QueuedWorkload], builtins.list[Unreadable]]:
+        """Workloads (in ``states`` only, if given), oldest first, and the rows among them whose stored
+        spec this finops cannot load (written by an older version): those are reported, not raised."""
+        if self.empty:
+            return [], []
         q = select(workloads).order_by(workloads.c.id)
         if states is not None:
-            q = q.where(workloads.c.state.in_(list(states)))
+            q = q.where(workloads.c.state.in_(builtins.list(states)))
+        good: builtins.list[QueuedWorkload] = []
+        bad: builtins.list[Unreadable] = []
         with self.engine.connect() as c:
-            return [_row(r) for r in c.execute(q).mappings()]
+            for r in c.execute(q).mappings():
+                problem = _spec_problem(r)
+                if problem is None:
+                    good.append(_row(r))
+                else:
+                    bad.append(Unreadable(r["id"], r["name"], r["team"], r["state"], problem))
+        return good, bad
 
     def get(self, wid: int) -> QueuedWorkload:
         with self.engine.connect() as c:
             r = c.execute(select(workloads).where(workloads.c.id == wid)).mappings().first()
         if r is None:
             raise LedgerError(f"no workload with id {wid} in the queue")
-        return _row(r)
+        return _checked_row(r)
 
     def find(self, target: str, external_id: str) -> QueuedWorkload | None:
         """The workload whose latest launch is job ``external_id`` on ``target``, if any."""
         with self.engine.connect() as c:
             r = c.execute(select(workloads).where(workloads.c.target == target,
                                                   workloads.c.external_id == external_id)).mappings().first()
-        return _row(r) if r is not None else None
+        return _checked_row(r) if r is not None else None
 
     def history(self, wid: int) -> builtins.list[Transition]:
         """Every recorded move of workload ``wid``, oldest first."""
@@ -505,6 +589,28 @@ def _aware(d: datetime) -> datetime:
 
 def _opt_aware(d: datetime | None) -> datetime | None:
     return None if d is None else _aware(d)
+
+
+def _spec_problem(r: Mapping[Any, Any]) -> str | None:
+    """Why the row's stored spec does not load any more (None: it loads)."""
+    from pydantic import ValidationError
+
+    try:
+        from_json(r["spec"])
+    except ValidationError as e:
+        why = "; ".join(f"{field_path(err['loc']) or '(spec)'}: {str(err['msg']).removeprefix('Value error, ')}"
+                        for err in e.errors())
+        todo = (f": cancel it (`finops queue cancel {r['id']}`) and queue a corrected spec"
+                if r["state"] in ACTIVE else "")
+        return f"workload {r['id']} ({r['name']}, {r['state']}): its stored spec no longer loads ({why}); skipped{todo}"
+    return None
+
+
+def _checked_row(r: Mapping[Any, Any]) -> QueuedWorkload:
+    problem = _spec_problem(r)
+    if problem is not None:
+        raise LedgerError(problem)
+    return _row(r)
 
 
 def _row(r: Mapping[Any, Any]) -> QueuedWorkload:

@@ -7,7 +7,8 @@ resolved on those lines (:mod:`finops.allocation`), then each window is apportio
 counts in the window holding its ``ChargePeriodStart``.
 
 Per team (or project): direct, shared, total, previous week and change, month-to-date against the
-monthly budget, spot share and savings (ListCost − EffectiveCost on ``Dynamic`` pricing), GPU hours;
+monthly budget, spot share and savings (ListCost − EffectiveCost on ``Dynamic`` pricing), GPU hours and TPU
+chip-hours (apart);
 views of top services, GPU hours and cost by accelerator, the shared pools and how each was split, the
 team × provider split, and the reconciliation: per provider, the store's own total for the week (a
 separate query over the raw rows, rounded to the cent) against the sum over teams.
@@ -19,7 +20,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -118,6 +119,8 @@ class Chargeback:
     gpus: pl.DataFrame
     reconciliation: pl.DataFrame
     warnings: list[str] = field(default_factory=list)
+    part_week_until: datetime | None = None
+    """Set when the week was still in progress: the time the report's data stops (a part-week report)."""
 
     def views(self) -> dict[str, pl.DataFrame]:
         """Each view by name, in display order."""
@@ -136,6 +139,7 @@ class Chargeback:
         return {"week": self.week.label, "start": self.week.start.date().isoformat(),
                 "end": self.week.end.date().isoformat(), "dimension": self.dimension, "currency": self.currency,
                 "basis": self.basis, "reconciled": self.reconciled, "warnings": self.warnings,
+                "part_week_until": None if self.part_week_until is None else self.part_week_until.isoformat(),
                 **{k: _jsonable(v) for k, v in self.views().items()}}
 
 
@@ -163,11 +167,23 @@ def chargeback(store: Any, cfg: Config, week: Week, dimension: alloc.Dimension =
     try:
         if not lf.collect_schema().names():
             raise EmptyWeek(f"no billing rows in {week.label} ({_span(week)})")
-        return build(lf, cfg, week, dimension, instance_specs(store))
+        cb = build(lf, cfg, week, dimension, instance_specs(store))
     except EmptyWeek as e:
         periods = sorted({m.partition["billing_period"] for m in store.manifests("billing", as_of=as_of)})
         held = f"billing periods {periods[0]} to {periods[-1]}" if periods else "no billing data (the store is empty)"
         raise EmptyWeek(f"{str(e).split(';')[0]}; the store holds {held}") from None
+    now = as_of if isinstance(as_of, datetime) else datetime.now(UTC)
+    if week.end > now:
+        mark_part_week(cb, now)
+    return cb
+
+
+def mark_part_week(cb: Chargeback, until: datetime) -> None:
+    """Say that ``cb`` covers its week only up to ``until`` (the week was still in progress)."""
+    cb.part_week_until = until
+    cb.warnings.insert(0, f"part-week report: {cb.week.label} ({_span(cb.week)}) was still in progress at "
+                          f"{until.astimezone(UTC):%a %d %b %H:%M} UTC; the figures are the charges billed so far, "
+                          "not the whole week")
 
 
 def instance_specs(store: Any) -> dict[str, tuple[str, float]]:
@@ -300,6 +316,10 @@ def _convert(lines: pl.DataFrame, recon: pl.DataFrame, currency: str,
 
 def _warnings(lines: pl.DataFrame, rules: alloc.Rules, cfg: Config) -> list[str]:
     out: list[str] = []
+    bad = alloc.malformed_tags(lines.lazy())
+    if bad:
+        out.append(f"Tags that are not a JSON object (those rows count as untagged): {len(bad)} distinct "
+                   f"value(s), e.g. {', '.join(repr(b[:60]) for b in bad[:3])}")
     keys = alloc.tag_keys(lines.lazy())
     w = alloc.missing_tag_keys(rules, keys)
     if w:
@@ -341,8 +361,8 @@ def _summary(parts: Mapping[str, pl.DataFrame], this: pl.DataFrame, cfg: Config,
                  .sum().alias("savings"),
                  pl.col("cost").sum().alias("direct")))
     spot_by = {r["owner"]: r for r in spot.iter_rows(named=True)}
-    gpu_hours = {r["owner"]: r["gpu_hours"] for r in _gpus(this, specs).group_by("owner")
-                 .agg(pl.col("gpu_hours").sum()).iter_rows(named=True)}
+    acc_hours = {r["owner"]: r for r in _gpus(this, specs).group_by("owner")
+                 .agg(pl.col("gpu_hours").sum(), pl.col("tpu_chip_hours").sum()).iter_rows(named=True)}
     budgets = {t.name: (t.monthly_budget, t.currency) for t in cfg.teams} if dim == "team" else {}
     names = sorted(set(tot["week"]) | {n for n in tot["previous"] if n != alloc.UNALLOCATED},
                    key=lambda n: (n == alloc.UNALLOCATED, n))
@@ -362,12 +382,14 @@ def _summary(parts: Mapping[str, pl.DataFrame], this: pl.DataFrame, cfg: Config,
                      "budget_used_pct": None if budget is None else _pct(mtd, Decimal(budget)),
                      "spot_cost": _round(s.get("spot")), "spot_share_pct": _pct(Decimal(s.get("spot") or 0),
                                                                                   Decimal(s.get("direct") or 0)),
-                     "spot_savings": _round(s.get("savings")), "gpu_hours": round(gpu_hours.get(n, 0.0), 2)})
+                     "spot_savings": _round(s.get("savings")),
+                     "gpu_hours": round(acc_hours.get(n, {}).get("gpu_hours", 0.0), 2),
+                     "tpu_chip_hours": round(acc_hours.get(n, {}).get("tpu_chip_hours", 0.0), 2)})
     schema: dict[str, pl.DataType] = {
         dim: pl.String(), "direct": MONEY, "shared": MONEY, "total": MONEY, "previous_week": MONEY,
         "change": MONEY, "change_pct": pl.Float64(), "month_to_date": MONEY, "monthly_budget": MONEY,
         "budget_used_pct": pl.Float64(), "spot_cost": MONEY, "spot_share_pct": pl.Float64(),
-        "spot_savings": MONEY, "gpu_hours": pl.Float64()}
+        "spot_savings": MONEY, "gpu_hours": pl.Float64(), "tpu_chip_hours": pl.Float64()}
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
 
@@ -408,7 +430,8 @@ def _services(this: pl.DataFrame, top: int) -> pl.DataFrame:
 
 
 def _gpus(this: pl.DataFrame, specs: Mapping[str, tuple[str, float]]) -> pl.DataFrame:
-    """GPU/TPU hours (instance hours × accelerators per instance) and cost, by owner and accelerator."""
+    """GPU hours and TPU chip-hours, apart (instance hours × accelerators per instance), and cost, by owner
+    and accelerator."""
     skus = this.select("SkuPriceDetails", "_desc").unique()
     acc = [accelerator_of(s) if s else accelerator_from_text(d, specs) for s, d in skus.iter_rows()]
     table = skus.with_columns(pl.Series("accelerator", [a for a, _ in acc], dtype=pl.String),
@@ -417,10 +440,17 @@ def _gpus(this: pl.DataFrame, specs: Mapping[str, tuple[str, float]]) -> pl.Data
          .join(table, on=["SkuPriceDetails", "_desc"], how="inner", nulls_equal=True)
          .filter(pl.col("accelerator").is_not_null())
          .group_by("owner", "accelerator")
-         .agg((pl.col("hours").cast(pl.Float64) * pl.col("per_instance")).sum().round(2).alias("gpu_hours"),
+         .agg((pl.col("hours").cast(pl.Float64) * pl.col("per_instance")).sum().round(2).alias("_h"),
               pl.col("cost").sum().round(2).cast(MONEY).alias("cost"))
          .sort("owner", "accelerator"))
-    return g
+    tpu = is_tpu(pl.col("accelerator"))
+    return g.select("owner", "accelerator", pl.when(~tpu).then(pl.col("_h")).otherwise(0.0).alias("gpu_hours"),
+                    pl.when(tpu).then(pl.col("_h")).otherwise(0.0).alias("tpu_chip_hours"), "cost")
+
+
+def is_tpu(accelerator: pl.Expr) -> pl.Expr:
+    """True for Google TPUs (counted in chip-hours, apart from GPU hours)."""
+    return accelerator.str.to_uppercase().str.starts_with("TPU").fill_null(False)
 
 
 def _reconciliation(week: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:

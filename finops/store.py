@@ -134,11 +134,28 @@ def safe_key(value: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", value).strip("_") or "none"
 
 
+AZURE_STYLE_ID = re.compile(r"/providers(/[A-Za-z0-9.-]+)+")
+
+
+def account_key(value: str | None) -> str:
+    """The partition value of a billing account id: one per id (``safe_key`` alone folds ``payer:one`` and
+    ``payer/one`` into one partition, and a write of one would replace the other's rows). An id that is safe
+    as it is stays itself; Azure's ``/providers/…`` ids without underscores keep their cleaned name, as before
+    (``providers_Microsoft.Billing_…``: no other provider's ids look like that); any other id that cleaning
+    changes gets ``~`` and a hash of the exact id appended (``payer_one~3f…``; no id kept as it is holds a
+    ``~``). Only the value is exact: the partition's directory is ``safe_key`` of it (:func:`partition_path`)
+    and may be shared, which is harmless as every data file's name is unique (run id and number)."""
+    key = safe_key(value)
+    if value is None or value in (HIVE_NULL, key) or AZURE_STYLE_ID.fullmatch(value):
+        return key
+    return f"{key}~{hashlib.sha256(value.encode()).hexdigest()[:16]}"
+
+
 def _billing_keys(raw: Mapping[str, str]) -> dict[str, str | None]:
     return {
         "provider": providers.slug(raw["ProviderName"]) if raw["ProviderName"] != HIVE_NULL else "unknown",
         "billing_period": raw["BillingPeriodStart"][:7],
-        "billing_account": safe_key(raw["BillingAccountId"]),
+        "billing_account": account_key(raw["BillingAccountId"]),
     }
 
 

@@ -42,6 +42,7 @@ from finops.store import (
     Store,
     StoreError,
     _delta_schema,
+    account_key,
     new_run_id,
     partition_id,
 )
@@ -116,6 +117,8 @@ def _migrate_dataset(store: Store, ds: Dataset, note: Callable[[str, str], None]
     note(ds.name, f"checking {len(olds)} partition(s) of the old layout")
     for old in olds:
         _check_old(store, ds, old)
+        if ds.name == "billing":
+            _rekey(store, ds, old)
     if not has_log:
         note(ds.name, "writing the Delta log")
         runs = _write_records(store, ds, olds)
@@ -225,6 +228,20 @@ def _write_records(store: Store, ds: Dataset, olds: list[_Old]) -> list[str]:
     for rec in records.values():
         store._write_record(ds.name, rec)
     return list(records)
+
+
+def _rekey(store: Store, ds: Dataset, old: _Old) -> None:
+    """An old billing partition under today's partition value: :func:`finops.store.account_key` of the one
+    account id its rows hold (the old layout named it ``safe_key`` of the id, which folds ``payer:one`` and
+    ``payer/one`` together), so a later ingest of that account replaces it rather than writing beside it.
+    A partition whose rows hold several ids (folded together by the old naming) keeps its old value."""
+    urls = [store._url(f"{store._dir(ds.name)}/{old.rel}/{f}") for f in old.manifest["files"]]
+    if not urls:
+        return
+    ids = (pl.scan_parquet(urls, storage_options=store.polars_options, hive_partitioning=False)
+           .select(pl.col("BillingAccountId").unique()).collect().to_series().to_list())
+    if len(ids) == 1:
+        old.manifest["partition"] = {**old.manifest["partition"], "billing_account": account_key(ids[0])}
 
 
 def _commit(store: Store, ds: Dataset, olds: list[_Old]) -> None:

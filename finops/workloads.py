@@ -7,6 +7,7 @@ the line and the field (``jobs.yaml:12: workloads[1].accelerators.name: unknown 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -16,10 +17,28 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from finops import offers, regions
-from finops.config import Cloud, field_path
+from finops.config import Cloud, Config, field_path
 
 HOURS_PER_MONTH = 730.0
 WEEKS_PER_MONTH = HOURS_PER_MONTH / 168.0
+
+# Every number in a spec is finite (``.inf`` and ``.nan`` are refused) and at most these sensible maxima, so
+# one spec cannot make the whole queue's costs infinite or absurd.
+MAX_RUNTIME_HOURS = 24.0 * 366
+"""A training run of at most a year (``runtime_hours``); longer work is several workloads."""
+MAX_CHECKPOINT_MINUTES = MAX_RUNTIME_HOURS * 60
+MAX_ACCELERATORS = 1024.0
+"""Accelerators per machine or slice (``accelerators.count``; a TPU v5p slice has up to a few hundred chips)."""
+MAX_ACCELERATOR_MEMORY_GB = 1024.0
+"""``accelerators.min_memory_gb``, per accelerator."""
+MAX_VCPUS = 1024.0
+MAX_MEMORY_GB = 32768.0
+"""``min_memory_gb`` of a machine (the largest cloud machines have 24–32 TB)."""
+MAX_REPLICAS = 1000
+MAX_DATASET_GB = 10_000_000.0
+"""``dataset.size_gb``: 10 PB."""
+MAX_NAME = 200
+"""Characters in a workload's name or team (the ledger's columns)."""
 
 
 class SpecError(ValueError):
@@ -27,7 +46,7 @@ class SpecError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Accelerators(_Model):
@@ -36,8 +55,8 @@ class Accelerators(_Model):
 
     name: str | None = None
     any_of: list[str] = Field(default_factory=list)
-    min_memory_gb: float | None = Field(default=None, gt=0)
-    count: float = Field(default=1, gt=0)
+    min_memory_gb: float | None = Field(default=None, gt=0, le=MAX_ACCELERATOR_MEMORY_GB)
+    count: float = Field(default=1, gt=0, le=MAX_ACCELERATORS)
 
     @model_validator(mode="after")
     def _one_way(self) -> Accelerators:
@@ -72,7 +91,7 @@ def _one(name: str) -> list[str]:
 class Dataset(_Model):
     provider: Cloud
     region: str
-    size_gb: float = Field(ge=0)
+    size_gb: float = Field(ge=0, le=MAX_DATASET_GB)
     uri: str | None = None
 
 
@@ -86,22 +105,22 @@ class WorkloadSpec(_Model):
     """One workload. Training needs ``runtime_hours``; serving needs ``hours_per_week`` (a month of
     it is costed) and may ask for ``replicas`` on at least ``spread`` providers."""
 
-    name: str = Field(min_length=1)
-    team: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    team: str = Field(min_length=1, max_length=MAX_NAME)
     kind: Literal["train", "serve"] = "train"
     accelerators: Accelerators | None = None
-    min_vcpus: float = Field(default=0, ge=0)
-    min_memory_gb: float = Field(default=0, ge=0)
-    runtime_hours: float | None = Field(default=None, gt=0)
+    min_vcpus: float = Field(default=0, ge=0, le=MAX_VCPUS)
+    min_memory_gb: float = Field(default=0, ge=0, le=MAX_MEMORY_GB)
+    runtime_hours: float | None = Field(default=None, gt=0, le=MAX_RUNTIME_HOURS)
     spot: Literal["never", "allowed", "required"] = "allowed"
-    checkpoint_minutes: float | None = Field(default=None, gt=0)
+    checkpoint_minutes: float | None = Field(default=None, gt=0, le=MAX_CHECKPOINT_MINUTES)
     providers: list[Cloud] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
     residency: list[str] = Field(default_factory=list)
     dataset: Dataset | None = None
     deadline: datetime | None = None
     priority: int = Field(default=5, ge=1, le=10)
-    replicas: int = Field(default=1, ge=1)
+    replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     hours_per_week: float | None = Field(default=None, gt=0, le=168)
     spread: int = Field(default=1, ge=1, le=3)
     launch: Launch = Launch()
@@ -160,9 +179,40 @@ class WorkloadSpec(_Model):
         return {"never": ["on_demand"], "allowed": ["on_demand", "spot"], "required": ["spot"]}[self.spot]
 
 
+# -- teams -----------------------------------------------------------------------------------------
+Teams = Callable[[str], str | None]
+"""A team as written in a spec → the configured team it names (None: not a configured team)."""
+
+
+def configured_teams(cfg: Config) -> Teams | None:
+    """Once ``[[teams]]`` are listed, a workload's team must be one of them, after the normalisation
+    allocation applies (case folded, ``_`` and spaces → ``-``, ``teams[].aliases`` and
+    ``allocation.aliases``): the resolver of that; None when no teams are configured (any team goes)."""
+    if not cfg.teams:
+        return None
+    from finops.allocation import normalise, rules_from_config
+
+    rules = rules_from_config(cfg, "team")
+    aliases, known = dict(rules.aliases), rules.known
+
+    def resolve(team: str) -> str | None:
+        name = aliases.get(normalise(team), normalise(team))
+        return name if name in known else None
+
+    return resolve
+
+
+def unknown_team(team: str, cfg: Config) -> str:
+    """Why ``team`` is refused: it names none of the configured teams (listed)."""
+    return (f"unknown team {team!r}: expected one of the teams configured in finops.toml "
+            f"({', '.join(t.name for t in cfg.teams)}) or one of their aliases")
+
+
 # -- YAML ------------------------------------------------------------------------------------------
-def loads(text: str, source: str = "<spec>") -> list[WorkloadSpec]:
-    """Specs from YAML ``text``; :class:`SpecError` names ``source``, the line and the field."""
+def loads(text: str, source: str = "<spec>", cfg: Config | None = None) -> list[WorkloadSpec]:
+    """Specs from YAML ``text``; :class:`SpecError` names ``source``, the line and the field. With ``cfg``
+    listing teams, each workload's team must be one of them (see :func:`configured_teams`) and is
+    written as the configured name."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -176,11 +226,20 @@ def loads(text: str, source: str = "<spec>") -> list[WorkloadSpec]:
     items = data if isinstance(data, list) else [data]
     if not items or not all(isinstance(i, dict) for i in items):
         raise SpecError(f"{source}:1: expected a workload mapping, a list of them or {{workloads: [...]}}")
+    teams = configured_teams(cfg) if cfg is not None else None
     specs, problems = [], []
     for i, item in enumerate(items):
         path = (*prefix, i) if isinstance(data, list) else prefix
         try:
-            specs.append(WorkloadSpec.model_validate(item))
+            spec = WorkloadSpec.model_validate(item)
+            if teams is not None and cfg is not None:
+                team = teams(spec.team)
+                if team is None:
+                    problems.append(f"{source}:{_line(node, (*path, 'team'))}: {field_path((*path, 'team'))}: "
+                                    f"{unknown_team(spec.team, cfg)}")
+                    continue
+                spec = spec.model_copy(update={"team": team})
+            specs.append(spec)
         except ValidationError as e:
             for err in e.errors():
                 loc = (*path, *err["loc"])
@@ -196,11 +255,20 @@ def loads(text: str, source: str = "<spec>") -> list[WorkloadSpec]:
     return specs
 
 
-def load(path: str | Path) -> list[WorkloadSpec]:
+def load(path: str | Path, cfg: Config | None = None) -> list[WorkloadSpec]:
+    """Specs from the YAML file ``path`` (see :func:`loads`)."""
     p = Path(path)
     if not p.exists():
         raise SpecError(f"{p}: no such file")
-    return loads(p.read_text(), str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise SpecError(f"{p}: is a folder; give the YAML spec files in it") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{p}: not a YAML spec (not UTF-8 text)") from None
+    except OSError as e:
+        raise SpecError(f"{p}: cannot be read: {e.strerror}") from None
+    return loads(text, str(p), cfg)
 
 
 def _line(node: Any, loc: tuple[Any, ...]) -> int:

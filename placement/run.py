@@ -11,12 +11,14 @@ from typing import Any
 
 import polars as pl
 
+from finops import config as config_mod
 from finops import offers as offers_mod
 from finops.config import Config
 from finops.exprs import recode
 from finops.ledger import Ledger
 from finops.periods import month_bounds, month_hours_left
-from finops.placements import Unplaced
+from finops.placements import Decision, Unplaced
+from finops.workloads import WorkloadSpec, configured_teams, unknown_team
 from placement import candidates, costing
 from placement.plan import Limits, Plan, plan
 
@@ -96,8 +98,10 @@ def gather(cfg: Config, store: Any, ledger: Ledger, now: datetime) -> tuple[pl.D
     spend = team_spend(billing, cfg, now)
     holding = ledger.holding(since=month_bounds(now)[0])
     committed: dict[str, float] = {}
+    teams = configured_teams(cfg)
     for h in holding:
-        committed[h.team] = committed.get(h.team, 0.0) + h.expected_cost
+        team = (teams(h.team) if teams else None) or h.team  # a row queued before teams were checked
+        committed[team] = committed.get(team, 0.0) + h.expected_cost
     budgets = {t.name: float(t.monthly_budget) * usd_per(t.currency, cfg, f"team {t.name}'s budget is in")
                - spend.get(t.name, 0.0) - committed.get(t.name, 0.0)
                for t in cfg.teams if t.monthly_budget is not None}
@@ -135,10 +139,24 @@ def place(cfg: Config, store: Any, ledger: Ledger, *, dry_run: bool = False, now
           force_milp: bool = False, home: dict[str, str | None] | None = None) -> tuple[str, Plan]:
     """Plan every queued workload and, unless ``dry_run``, record the decisions (one transaction)."""
     now = now or datetime.now(UTC)
-    queued = ledger.list(["queued"])
+    queued, unreadable = ledger.read(["queued"])
+    # Checked again here, not only at `queue add`: a row queued by an older finops (or before [[teams]]
+    # were listed) must not get past the budgets under a spelling no budget is kept for.
+    teams = configured_teams(cfg)
+    refused: list[Decision] = [Unplaced(workload_id=u.id, name=u.name, team=u.team, reason=u.problem)
+                               for u in unreadable]
+    specs: list[tuple[int, WorkloadSpec]] = []
+    for q in queued:
+        team = teams(q.spec.team) if teams else q.spec.team
+        if team is None:
+            refused.append(Unplaced(workload_id=q.id, name=q.name, team=q.team,
+                                    reason=f"{unknown_team(q.spec.team, cfg)}: cancel it (`finops queue cancel "
+                                           f"{q.id}`) and queue it again with a configured team"))
+        else:
+            specs.append((q.id, q.spec if team == q.spec.team else q.spec.model_copy(update={"team": team})))
     offers, limits = gather(cfg, store, ledger, now)
     home = {**(home or {}), **{t.name: t.home_provider for t in cfg.teams if t.home_provider}}
-    p = plan([(q.id, q.spec) for q in queued], offers, limits, home=home, now=now,
+    p = plan(specs, offers, limits, home=home, now=now,
              restart_hours=cfg.placement.restart_overhead_minutes / 60, egress=egress_rates(cfg),
              time_limit=cfg.placement.time_limit_seconds, mip_rel_gap=cfg.placement.mip_rel_gap,
              force_milp=force_milp)
@@ -147,6 +165,9 @@ def place(cfg: Config, store: Any, ledger: Ledger, *, dry_run: bool = False, now
         p.decisions = [replace(d, reason=d.reason + stale)
                        if isinstance(d, Unplaced) and d.reason.startswith("no offer fits") else d
                        for d in p.decisions]
+    if refused:
+        order = {q: i for i, q in enumerate(sorted([q.id for q in queued] + [u.id for u in unreadable]))}
+        p.decisions = sorted([*p.decisions, *refused], key=lambda d: order.get(d.workload_id, len(order)))
     run_id = uuid.uuid4().hex[:12]
     if not dry_run and p.decisions:
         ledger.record(run_id, p.decisions)
@@ -172,5 +193,8 @@ def demo(cfg: Config, store: Any, *, n: int = 200, seed: int = 0, teams: int = 6
     specs = [s for s in workloads(n, seed=seed, teams=names, now=now) if s.name not in active]
     if specs:
         ledger.add([(s, "demo") for s in specs])
-    relaxed = cfg.model_copy(update={"placement": cfg.placement.model_copy(update={"stale": "allow"})})
+    known = configured_teams(cfg)
+    extra = [config_mod.Team(name=n) for n in names if known is not None and known(n) is None]
+    relaxed = cfg.model_copy(update={"placement": cfg.placement.model_copy(update={"stale": "allow"}),
+                                     "teams": [*cfg.teams, *extra]})  # the generated teams are the demo's own
     return place(relaxed, store, ledger, now=now, home=homes)

@@ -108,3 +108,39 @@ def test_demo_queues_and_places_generated_workloads(tmp_path: Path) -> None:
     again = json.loads(run(tmp_path, "demo", "--days", "3", "--teams", "3", "--json").stdout)["placement"]
     assert again["workloads"] == 200  # the demo re-plans its own workloads instead of piling up copies
     assert [r["state"] for r in _queue(tmp_path)].count("cancelled") == 200
+
+
+def test_placements_shows_recorded_decisions_and_filters(home: Path) -> None:
+    before = run(home, "placements")  # nothing placed, no ledger: said so, and no ledger created
+    assert before.returncode == 0 and "nothing was placed here yet" in before.stderr
+    assert not (home / "data" / "ledger.db").exists()
+    run(home, "prices", "import-catalog")
+    run(home, "queue", "add", "q.yaml")
+    run(home, "place", "--dry-run")
+    assert json.loads(run(home, "placements", "--json").stdout) == []  # a dry run records nothing
+    first = json.loads(run(home, "place", "--json").stdout)
+    second = json.loads(run(home, "place", "--json").stdout)  # only vision-train is still queued
+    rows = json.loads(run(home, "placements", "--json").stdout)
+    assert [r["run_id"] for r in rows] == [first["run_id"]] * 3 + [second["run_id"]]
+    by_name = {r["name"]: r for r in rows if r["run_id"] == first["run_id"]}
+    assert by_name["pretrain"]["placed"] and by_name["pretrain"]["price_observed_at"].startswith("2026-04-02")
+    assert not by_name["vision-train"]["placed"] and by_name["vision-train"]["reason"].startswith("budget:")
+    wid = by_name["vision-train"]["workload_id"]
+    mine = json.loads(run(home, "placements", "--workload", str(wid), "--json").stdout)
+    assert [r["run_id"] for r in mine] == [first["run_id"], second["run_id"]]
+    one_run = json.loads(run(home, "placements", "--run", second["run_id"], "--json").stdout)
+    assert [r["name"] for r in one_run] == ["vision-train"]
+    table = run(home, "placements").stdout
+    assert "pretrain" in table and "unplaced" in table and first["run_id"] in table
+    none = run(home, "placements", "--run", "nope")
+    assert none.returncode == 0 and "no recorded placements in run nope" in none.stderr
+
+
+def test_init_writes_an_example_queue_that_loads(tmp_path: Path) -> None:
+    proc = run(tmp_path, "init")
+    assert "wrote finops.toml" in proc.stderr and "wrote jobs.yaml" in proc.stderr
+    queued = json.loads(run(tmp_path, "queue", "add", "jobs.yaml", "--json").stdout)["queued"]
+    assert {q["team"] for q in queued} == {"ml-research", "vision"}
+    (tmp_path / "jobs.yaml").write_text("# mine\n")
+    again = run(tmp_path, "init", "--force")
+    assert "kept" in again.stderr and (tmp_path / "jobs.yaml").read_text() == "# mine\n"

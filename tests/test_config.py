@@ -81,3 +81,42 @@ def test_credentials_are_refused(tmp_path: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError, match="no such configuration file"):
         config.load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("text", ['[store]\nurl = "s3://KEY:SECRET@bucket"\n',
+                                  '[ledger]\nurl = "postgresql+psycopg://finops:SECRET@db/finops"\n',
+                                  '[reports.webhook]\nurl = "https://user:SECRET@hooks.example.com/x"\n'])
+def test_credentials_in_urls_are_refused_without_echoing_them(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match="credentials") as e:
+        config.load(path)
+    assert "SECRET" not in str(e.value)
+    config.parse({"ledger": {"url": "postgresql+psycopg://finops@db/finops"},
+                         "store": {"url": "s3://bucket/p", "endpoint_url": "http://localhost:9000"}})
+
+
+@pytest.mark.parametrize("url", ["", "   "])
+def test_an_empty_store_url_is_refused(url: str) -> None:
+    with pytest.raises(config.ConfigError, match=r"store\.url: the store URL is empty"):
+        config.parse({"store": {"url": url}})
+
+
+def test_unreadable_config_files_are_sentences(tmp_path: Path) -> None:
+    binary = tmp_path / "b.toml"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(config.ConfigError, match="not UTF-8"):
+        config.load(binary)
+    with pytest.raises(config.ConfigError, match="is a folder"):
+        config.load(tmp_path)
+
+
+def test_a_local_store_that_is_a_file_or_cannot_be_made(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_text("x")
+    with pytest.raises(config.ConfigError, match="is a file"):
+        config.parse({"store": {"url": str(f)}}).open_store()
+    with pytest.raises(config.ConfigError, match="cannot create the store folder"):
+        config.parse({"store": {"url": str(f / "sub")}}).open_store()
+    config.parse({"store": {"url": str(tmp_path / "new")}}).check_store(create=False)
+    assert not (tmp_path / "new").exists()

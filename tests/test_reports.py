@@ -254,16 +254,21 @@ def test_accelerators_from_descriptions_of_native_exports() -> None:
 def test_csv_and_xlsx_read_back(cb: reports.Chargeback, tmp_path: Path) -> None:
     paths = report_outputs.write(cb, tmp_path, ["csv", "xlsx"])
     folder = tmp_path / "chargeback-2026-W46"
-    csvs = {f"chargeback-2026-W46-{v}.csv" for v in cb.views()}
+    csvs = {f"chargeback-2026-W46-{v}.csv" for v in [*cb.views(), "about"]}
     assert {p.name for p in paths} == csvs | {"chargeback-2026-W46.xlsx"}
     teams = pl.read_csv(folder / "chargeback-2026-W46-teams.csv", infer_schema=False)
-    assert teams["team"].to_list() == cb.summary["team"].to_list()
-    assert [Decimal(v) for v in teams["total"]] == cb.summary["total"].to_list()
+    assert teams["team"].to_list() == [*cb.summary["team"].to_list(), "total"]  # a totals row last
+    assert [Decimal(v) for v in teams["total"]] == [*cb.summary["total"].to_list(), cb.total]
+    assert Decimal(teams["direct"][-1]) == sum(cb.summary["direct"]) and teams["change_pct"][-1] is None
     wb = openpyxl.load_workbook(folder / "chargeback-2026-W46.xlsx", read_only=True)
     assert wb.sheetnames == [*cb.views(), "about"]
     for name, df in cb.views().items():
         rows = list(wb[name].iter_rows(values_only=True))
-        assert list(rows[0]) == df.columns and len(rows) == df.height + 1
+        assert list(rows[0]) == [report_outputs.header(c) for c in df.columns]
+        assert len(rows) == df.height + 1 + (name != "reconciliation" and not df.is_empty())
+    summary = list(wb["teams"].iter_rows(values_only=True))
+    assert "change %" in summary[0] and "TPU chip-hours" in summary[0]
+    assert summary[-1][0] == "total" and summary[-1][summary[0].index("total")] == pytest.approx(float(cb.total))
     formula = dataclasses.replace(cb, services=pl.DataFrame({"team": ["=1+1"], "service": ["@SUM(A1)"]}))
     report_outputs.write(formula, tmp_path / "f", ["xlsx"])
     [row] = openpyxl.load_workbook(tmp_path / "f" / "chargeback-2026-W46" / "chargeback-2026-W46.xlsx")[
@@ -272,6 +277,7 @@ def test_csv_and_xlsx_read_back(cb: reports.Chargeback, tmp_path: Path) -> None:
     rec = list(wb["reconciliation"].iter_rows(values_only=True))
     header = rec[0]
     total = next(r for r in rec if r[0] == "total")
+    assert [r[0] for r in rec].count("total") == 1  # the reconciliation's own total, not a second one
     assert total[header.index("difference")] == 0
     assert total[header.index("allocated")] == pytest.approx(float(cb.total))
     assert [r for r in os.listdir(tmp_path) if r.startswith(".")] == []

@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from finops import focus
-from finops.store import DATASETS, OldLayoutError, Store
+from finops.store import DATASETS, OldLayoutError, Store, account_key
 from finops.store_migrate import MigrationError, migrate
 from tests import store_workers
 from tests.conftest import SAMPLE_10, SAMPLE_12
@@ -142,3 +142,18 @@ def test_a_store_that_disagrees_with_its_manifests_is_not_migrated(old_store: Pa
         migrate(str(old_store))
     assert not (old_store / "billing" / "_delta_log").exists()
     assert len(list((old_store / "billing").rglob("_manifest.json"))) == 6
+
+
+def test_migrated_partitions_take_todays_account_names(tmp_path: Path) -> None:
+    # The old layout named `payer:one` payer_one; today's name is exact (payer_one~<hash>). Migrated, the
+    # partition must carry today's name, or the next ingest of the same account would write beside it.
+    root = tmp_path / "old"
+    frame = conformed(SAMPLE_12).with_columns(pl.lit("payer:one").alias("BillingAccountId"))
+    write_old_layout(root, "billing", frame)
+    migrate(str(root))
+    store = Store(root)
+    before = store.manifests("billing")
+    assert [m.partition["billing_account"] for m in before] == [account_key("payer:one")]
+    store.write("billing", frame)  # the same month again, as an ingest would write it
+    after = store.manifests("billing")
+    assert len(after) == 1 and after[0].rows == before[0].rows == 100

@@ -82,3 +82,34 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(SpecError) as e:
         loads("- {name: a, team: t, runtime_hours: -1}\n- {name: b, team: t, runtime_hours: 1, priority: 99}\n", "q")
     assert "q:1: [0].runtime_hours" in str(e.value) and "q:2: [1].priority" in str(e.value)
+
+
+@pytest.mark.parametrize(("field", "yaml_value"), [
+    ("runtime_hours", ".inf"), ("runtime_hours", ".nan"), ("runtime_hours", "1e308"),
+    ("checkpoint_minutes", ".inf"), ("min_vcpus", "1e12"), ("min_memory_gb", ".inf"),
+    ("accelerators", "{name: H100, count: .inf}"), ("accelerators", "{name: H100, count: 1e9}"),
+    ("accelerators", "{min_memory_gb: .nan}"), ("dataset", "{provider: aws, region: us-east-1, size_gb: .inf}"),
+    ("replicas", "100000000000000000000000000"),
+])
+def test_every_number_in_a_spec_is_finite_and_bounded(field: str, yaml_value: str) -> None:
+    kind = "kind: serve\nhours_per_week: 10\n" if field == "replicas" else "runtime_hours: 5\n"
+    text = f"name: a\nteam: t\n{kind}{field}: {yaml_value}\n"
+    if field == "runtime_hours":
+        text = f"name: a\nteam: t\nruntime_hours: {yaml_value}\n"
+    with pytest.raises(SpecError) as e:
+        loads(text, "jobs.yaml")
+    assert f"jobs.yaml:{text.count(chr(10))}: {field}" in str(e.value)
+    assert "finite" in str(e.value) or "less than or equal" in str(e.value)
+
+
+def test_teams_are_configured_teams_once_listed() -> None:
+    from finops import config
+
+    cfg = config.parse({"teams": [{"name": "ml-research", "aliases": ["research"]}, {"name": "vision"}],
+                        "allocation": {"aliases": {"vision": ["cv"]}}})
+    specs = loads("- {name: a, team: ML_Research, runtime_hours: 1}\n- {name: b, team: ' Research', runtime_hours: 1}\n"
+                  "- {name: c, team: CV, runtime_hours: 1}\n- {name: d, team: Vision, runtime_hours: 1}\n", "q", cfg)
+    assert [s.team for s in specs] == ["ml-research", "ml-research", "vision", "vision"]
+    with pytest.raises(SpecError, match=r"q:2: \[1\].team: unknown team 'nlp'.*\(ml-research, vision\)"):
+        loads("- {name: a, team: vision, runtime_hours: 1}\n- {name: b, team: nlp, runtime_hours: 1}\n", "q", cfg)
+    assert loads("name: a\nteam: Anything\nruntime_hours: 1\n", "q", config.Config())[0].team == "Anything"

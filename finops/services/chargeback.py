@@ -38,6 +38,16 @@ def check_options(cfg: Config, formats: Sequence[str], by: str, send: bool) -> N
         raise ReportOptionError("--send: configure [reports.email] and/or [reports.webhook] in finops.toml")
 
 
+def check_out(out: Path) -> None:
+    """Refuse an output folder that is a file or lies under one, before any data is read."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == out else f"is under {p}, which is a file"
+                raise ReportOptionError(f"--out {out}: {what}; give a folder for the report files")
+            return
+
+
 def chargeback(cfg: Config, week: Week | None = None, *, by: Dimension = "team",
                formats: Sequence[str] | None = None, out: Path | None = None, send: bool = False,
                as_of: int | datetime | None = None, progress: Progress = QUIET) -> ChargebackResult:
@@ -46,6 +56,7 @@ def chargeback(cfg: Config, week: Week | None = None, *, by: Dimension = "team",
     ``[reports] out``) in ``formats``, and with ``send`` deliver it as configured."""
     formats = list(formats or cfg.reports.formats)
     check_options(cfg, formats, by, send)
+    check_out(out or Path(cfg.reports.out))
     wk = week or Week.last_complete()
     step = progress.start(f"chargeback {wk.label}")
     cb = reports.chargeback(cfg.open_store(), cfg, wk, by, **({"as_of": as_of} if as_of is not None else {}))

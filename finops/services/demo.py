@@ -58,6 +58,13 @@ class DemoResult:
     cheapest: list[dict[str, Any]]
     """The three cheapest 8× A100 spot offers."""
     report: list[Path]
+    config: Path | None = None
+    """The configuration file the demo wrote with the rules its chargeback used (the generated
+    organisation's teams, accounts and shared pool), so ``finops report chargeback`` (with ``-c``
+    this file, unless it is ``./finops.toml``) reproduces the report. None when the demo used the
+    loaded configuration's own teams (``config_source``)."""
+    config_source: str | None = None
+    """The configuration file the demo ran with, if any."""
 
 
 def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Path = Path("demo-exports"),
@@ -72,6 +79,10 @@ def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Pa
     from placement import run as placement_run
     from placement.plan import summary as plan_summary
 
+    # Refused before any work is done. Teams of the user's own are used as they are; a file the demo wrote
+    # is rewritten for this run's organisation.
+    own_rules = bool(cfg.teams) and not (cfg.source and _written_by_demo(Path(cfg.source)))
+    target = None if own_rules else demo_config_path(cfg)
     store = cfg.open_store()
     step = progress.start(f"generating {days} days for {teams} teams")
     written = write_native_exports(work, days=days, teams=teams, seed=seed)
@@ -79,7 +90,9 @@ def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Pa
     step.finish(f"generated native exports in {work} (AWS CUR 2.0 Parquet, Azure cost details CSV, BigQuery "
                 f"export CSV): {len(paths)} files")
     step = progress.start("ingesting", total=len(paths))
-    result = ingest(store, paths, progress=lambda _p, s: step.advance() if s == "staged" else None)
+    # The demo's generated bill replaces what it touches (e.g. `finops generate`'s exports of the same
+    # generated organisation, or an earlier demo's).
+    result = ingest(store, paths, progress=lambda _p, s: step.advance() if s == "staged" else None, replace=True)
     step.finish(f"ingested {result.rows:,} rows into {store.url}")
     step = progress.start("importing the price catalog snapshot")
     known = offers.record(store, read_catalog(snapshot_dir(), observed_at=SNAPSHOT_DATE,
@@ -92,10 +105,16 @@ def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Pa
     step.finish(f"placed {placed['placed']} of {placed['workloads']} queued workloads, expected "
                 f"${placed['expected_cost']:,.0f}{stale} (`finops queue list`, `finops place`)")
     cheapest = offers.select(offers.latest_offers(store), offers.Query("A100", 8, "spot")).head(3).collect()
+    report_cfg = cfg
+    if target is not None:
+        from finops.generate import make_org
+
+        report_cfg = demo_rules(cfg, make_org(teams, seed))
+        write_config(report_cfg, target)
     return DemoResult(store.url, result.rows, summarise(store.manifests("billing"), ("provider", "billing_period")),
                       known, SNAPSHOT_DATE, placed,
                       cheapest.select("provider", "region", "instance_type", "price_per_hour").to_dicts(),
-                      demo_report(cfg, teams=teams, seed=seed))
+                      demo_report(report_cfg), target, cfg.source)
 
 
 def demo_report(cfg: Config, teams: int | None = None, seed: int = 0) -> list[Path]:
@@ -125,3 +144,129 @@ def demo_rules(cfg: Config, org: Any) -> Config:
                                                                       if a.team is None])
     return cfg.model_copy(update={"teams": [config_mod.Team(name=t.name) for t in org.teams], "providers": accounts,
                                   "allocation": cfg.allocation.model_copy(update={"shared": [shared]})})
+
+
+DEMO_CONFIG = "finops-demo.toml"
+DEMO_HEADER = "# Written by `finops demo`"
+"""The first line of a configuration the demo wrote: the demo rewrites such a file, and no other."""
+
+
+def demo_config_path(cfg: Config, cwd: Path | None = None) -> Path:
+    """Where the demo writes the configuration its chargeback uses: ``./finops.toml`` when no
+    configuration file is in use and none exists; the file in use if the demo wrote it; else
+    ``./finops-demo.toml`` — never over a file the
+    demo did not write (its first line says so): that is refused before the demo starts."""
+    here = cwd or Path()
+    default, demo_file = here / config_mod.DEFAULT_FILE, here / DEMO_CONFIG
+    if cfg.source and _written_by_demo(Path(cfg.source)):
+        return Path(cfg.source)
+    if cfg.source is None and not default.exists():
+        return default
+    if not demo_file.exists() or _written_by_demo(demo_file):
+        return demo_file
+    raise GenerateError(f"{demo_file} exists and was not written by `finops demo`: move it away, or list "
+                        "[[teams]] in the configuration for the demo's chargeback to use")
+
+
+def _written_by_demo(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.readline().decode("utf-8", "replace").startswith(DEMO_HEADER)
+    except OSError:
+        return False
+
+
+def write_config(cfg: Config, path: Path) -> None:
+    """Write ``cfg`` as TOML to ``path`` (through a temporary file, so a reader never sees half of it),
+    and check that it loads back as the same configuration."""
+    text = (f"{DEMO_HEADER} with the rules of its chargeback: the generated organisation's teams,\n"
+            "# accounts and shared platform accounts. `finops demo` rewrites this file while the line above\n"
+            "# is here; delete that line to keep your own edits.\n\n" + to_toml(config_dump(cfg)))
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        if config_mod.load(tmp).model_dump() != cfg.model_dump():  # pragma: no cover - a serializer bug
+            raise GenerateError(f"{path}: the configuration written does not load back as the one used")
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise GenerateError(f"{path}: cannot write the demo's configuration: {e.strerror or e}") from None
+
+
+def config_dump(cfg: Config) -> dict[str, Any]:
+    """``cfg`` as plain data: only what differs from the defaults (so the defaults stay the code's)."""
+    return cfg.model_dump(exclude_defaults=True, exclude_none=True)
+
+
+# -- a small TOML writer (tomli-w is not a dependency): enough for a Config's plain data ---------------
+def to_toml(data: dict[str, Any]) -> str:
+    """TOML for plain data: strings, booleans, integers, floats, Decimals (as numbers), lists and
+    string-keyed mappings. A mapping of scalars (and lists of scalars) is written inline, a list of them
+    one per line; any other mapping — and every one at the top — is a ``[table]``, any other list of
+    mappings an ``[[array of tables]]``."""
+    lines: list[str] = []
+    _table(lines, (), data)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _table(lines: list[str], path: tuple[str, ...], d: dict[str, Any], *, array: bool = False) -> None:
+    inline = {k: v for k, v in d.items() if not (isinstance(v, dict) and (not path or not _flat(v)))
+              and not (isinstance(v, list) and any(isinstance(x, dict) and not _flat(x) for x in v))}
+    if path and (array or inline or len(inline) == len(d)):
+        header = ".".join(_key(p) for p in path)
+        lines += ["", f"[[{header}]]" if array else f"[{header}]"]
+    for k, v in inline.items():
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            lines += [f"{_key(k)} = [", *(f"  {_value(x)}," for x in v), "]"]
+        else:
+            lines.append(f"{_key(k)} = {_value(v)}")
+    for k, v in d.items():
+        if k in inline:
+            continue
+        if isinstance(v, dict):
+            _table(lines, (*path, str(k)), v)
+        else:
+            for item in v:
+                _table(lines, (*path, str(k)), item, array=True)
+
+
+def _flat(d: dict[str, Any]) -> bool:
+    """Only scalars and lists of scalars: written inline."""
+    return all(not isinstance(v, dict | list) or (isinstance(v, list) and not any(isinstance(x, dict | list)
+                                                                                    for x in v))
+               for v in d.values())
+
+
+def _key(k: Any) -> str:
+    k = str(k)
+    return k if k and all(c.isascii() and (c.isalnum() or c in "-_") for c in k) else _string(k)
+
+
+def _string(s: str) -> str:
+    import json
+
+    # JSON's escapes are TOML's (\uXXXX included); TOML also forbids a raw DEL.
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _value(v: Any) -> str:
+    import math
+    from decimal import Decimal
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return _string(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")) if not math.isfinite(v) else repr(v)
+    if isinstance(v, Decimal):
+        if not v.is_finite():
+            raise ValueError(f"{v}: not a finite number")
+        return format(v, "f")  # an integer or a plain decimal; Config reads it back exactly
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + " }" if v else "{}"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")

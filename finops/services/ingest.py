@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.files import IngestResult, load, local_copy, read_raw
+from collectors.files import IngestResult, expand, load, local_copy, read_raw
 from collectors.files import ingest as ingest_files
 from finops import focus
 from finops.config import Config
@@ -23,10 +23,12 @@ class Ingested:
     store: str
 
 
-def ingest(cfg: Config, paths: Sequence[str], *, provider: str | None = None,
+def ingest(cfg: Config, paths: Sequence[str], *, provider: str | None = None, replace: bool = False,
            progress: Progress = QUIET) -> Ingested:
-    """Ingest FOCUS or native export files into the billing store: all of them or, on any error, none."""
+    """Ingest FOCUS or native export files (folders: the export files in them) into the billing store: all
+    of them or, on any error, none. A partition built from other files is replaced only with ``replace``."""
     store = cfg.open_store()
+    paths = expand(paths)
     t0 = time.perf_counter()
     step = progress.start("ingest", total=len(paths))
 
@@ -35,7 +37,7 @@ def ingest(cfg: Config, paths: Sequence[str], *, provider: str | None = None,
         if state in ("staged", "duplicate"):
             step.advance()
 
-    result = ingest_files(store, list(paths), provider=provider, progress=note)
+    result = ingest_files(store, paths, provider=provider, progress=note, replace=replace)
     step.finish(f"ingested {result.rows:,} rows into {store.url}")
     return Ingested(result, time.perf_counter() - t0, store.url)
 
@@ -57,7 +59,7 @@ def validate(cfg: Config, paths: Sequence[str] = ()) -> Validation:
     them, or on the whole billing store when no path is given."""
     results: dict[str, list[focus.Problem]] = {}
     if paths:
-        for p in paths:
+        for p in expand(paths):
             with local_copy(p) as (local, _):
                 results[p] = focus.validate(load(read_raw(local, p), p))
     else:
