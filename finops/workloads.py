@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from finops import offers, regions
+from finops import offers, providers, regions
 from finops.config import Cloud, Config, field_path
 
 HOURS_PER_MONTH = 730.0
@@ -122,7 +122,7 @@ class WorkloadSpec(_Model):
     priority: int = Field(default=5, ge=1, le=10)
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     hours_per_week: float | None = Field(default=None, gt=0, le=168)
-    spread: int = Field(default=1, ge=1, le=3)
+    spread: int = Field(default=1, ge=1)
     launch: Launch = Launch()
 
     @field_validator("regions")
@@ -156,6 +156,9 @@ class WorkloadSpec(_Model):
                 raise ValueError("hours_per_week, replicas and spread are for serve workloads")
         elif self.hours_per_week is None:
             raise ValueError("a serve workload needs hours_per_week")
+        if self.spread > len(providers.clouds()):
+            raise ValueError(f"spread {self.spread}: there are only {len(providers.clouds())} providers "
+                             f"({providers.expected()})")
         if self.spread > self.replicas:
             raise ValueError(f"spread {self.spread} needs at least as many replicas (got {self.replicas})")
         if self.spread > 1 and self.providers and len(self.providers) < self.spread:

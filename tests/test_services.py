@@ -90,3 +90,10 @@ def test_one_error_boundary_one_line_or_the_traceback_with_debug(tmp_path: Path)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "IngestError" in debug.stderr
     as_of = run(tmp_path, "report", "chargeback", "--as-of", "yesterday-ish", check=False)
     assert as_of.returncode == 2 and "--as-of" in as_of.stderr and "Traceback" not in as_of.stderr
+
+
+def test_a_dry_run_in_an_empty_folder_creates_no_ledger(tmp_path: Path) -> None:
+    cfg = config.parse({"store": {"url": str(tmp_path / "store")}})
+    prices.import_catalog(cfg)
+    placed = queue.place(cfg, dry_run=True)
+    assert placed.plan.decisions == [] and not list(tmp_path.rglob("*.db")) and not list(tmp_path.rglob("*.sqlite*"))

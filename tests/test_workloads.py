@@ -60,6 +60,8 @@ def test_good_specs_load_in_every_form(tmp_path: Path) -> None:
     ("- name: a\n  team: t\n  runtime_hours: 1\n  residency: [Atlantis]\n", 4, "[0].residency", "Atlantis"),
     ("- name: a\n  team: t\n  runtime_hours: 1\n  accelerators: {name: A100, any_of: [T4]}\n", 4, "[0].accelerators",
      "exactly one"),
+    ("- name: a\n  team: t\n  kind: serve\n  hours_per_week: 10\n  replicas: 4\n  spread: 4\n", 1, "[0]",
+     "only 3 providers"),  # the registry's clouds, not a number written into the spec model
 ])
 def test_bad_specs_name_file_line_and_field(text: str, line: int, field: str, words: str) -> None:
     with pytest.raises(SpecError) as e:

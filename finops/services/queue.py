@@ -87,7 +87,11 @@ def place(cfg: Config, dry_run: bool = False, progress: Progress = QUIET) -> Pla
     from placement import run
 
     step = progress.start("placing the queue")
-    run_id, plan = run.place(cfg, cfg.open_store(), ledger(cfg), dry_run=dry_run)
+    try:  # a dry run changes nothing: it neither creates nor upgrades a ledger
+        led = ledger(cfg, read_only=dry_run)
+    except LedgerMissing:
+        led = Ledger("sqlite://")  # no ledger here yet: an empty queue, held in memory
+    run_id, plan = run.place(cfg, cfg.open_store(), led, dry_run=dry_run)
     step.finish()
     return Placed(run_id, plan, dry_run)
 
@@ -104,11 +108,9 @@ class Placements:
 def placements(cfg: Config, workload: int | None = None, run: str | None = None) -> Placements:
     """The placement decisions ``finops place`` recorded (of one ``workload`` / one ``run`` only, when
     given), read without creating or changing the ledger."""
-    from finops.ledger import LedgerMissing as Missing
-
     try:
         led = ledger(cfg, read_only=True)
-    except Missing as e:
+    except LedgerMissing as e:
         return Placements([], [f"{e}: nothing was placed here yet (`finops place` records decisions)"])
     found = led.placements(None if workload is None else [workload])
     if run is not None:
