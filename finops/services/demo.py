@@ -72,7 +72,7 @@ def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Pa
     """End to end on generated data: native billing exports for ``days`` days and ``teams`` teams on three
     clouds → ingest (mapped to FOCUS) → the shipped price catalog → queue and place generated workloads →
     last week's chargeback."""
-    from collectors.catalog import SNAPSHOT_DATE, read_catalog, snapshot_dir
+    from collectors.catalog import SNAPSHOT_DATE, load_catalog, snapshot_dir
     from collectors.files import ingest
     from finops.generate.native import write_native_exports
     from finops.store import summarise
@@ -95,9 +95,11 @@ def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Pa
     result = ingest(store, paths, progress=lambda _p, s: step.advance() if s == "staged" else None, replace=True)
     step.finish(f"ingested {result.rows:,} rows into {store.url}")
     step = progress.start("importing the price catalog snapshot")
-    known = offers.record(store, read_catalog(snapshot_dir(), observed_at=SNAPSHOT_DATE,
-                                              interruption=cfg.prices.interruption))
-    step.finish(f"{known:,} GPU/TPU offers known (catalog snapshot of {SNAPSHOT_DATE:%Y-%m-%d})")
+    catalog = load_catalog(snapshot_dir(), observed_at=SNAPSHOT_DATE, interruption=cfg.prices.interruption)
+    known = offers.record(store, catalog.offers)
+    flagged = (f"; {len(catalog.problems):,} rows flagged and left out of placement "
+               "(`finops prices import-catalog` lists them)" if catalog.problems else "")
+    step.finish(f"{known:,} GPU/TPU offers known (catalog snapshot of {SNAPSHOT_DATE:%Y-%m-%d}{flagged})")
     step = progress.start("queueing 200 generated workloads and placing them")
     placed = plan_summary(placement_run.demo(cfg, store, seed=seed, teams=teams)[1])
     age = placed.get("price_age_hours")
