@@ -540,7 +540,7 @@ def _as_of(text: str | None) -> int | datetime | None:
 
     if text is None:
         return None
-    if text.strip().isdigit():
+    if text.strip().isdecimal():  # not isdigit: int() refuses digits such as ² that isdigit() accepts
         return int(text)
     try:
         when = datetime.fromisoformat(text.strip())

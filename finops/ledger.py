@@ -49,7 +49,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
 from finops.config import field_path
 from finops.placements import Decision, Leg, Recorded
@@ -216,7 +216,11 @@ class Ledger:
         """``read_only``: open a SQLite file without creating it (:class:`LedgerMissing` when there is none)
         or writing to it, unless its schema is older than this code's (then it is upgraded, as on any open)."""
         self.url = url
-        self.engine = engine or create_engine(url)
+        try:
+            self.engine = engine or create_engine(url)
+        except (ArgumentError, ImportError) as e:  # a URL that does not parse, an unknown dialect or driver
+            raise LedgerError(f"[ledger] url is not a database URL finops can use ({e}): expected e.g. "
+                              "sqlite:///path/ledger.db or postgresql://user@host/db") from None
         self.where = self.engine.url.render_as_string(hide_password=True)
         self.empty = False
         """Read-only, on a database without the ledger's tables yet: lists are empty."""
@@ -270,7 +274,8 @@ class Ledger:
                                   "and can be written") from None
             if "file is not a database" in msg:
                 raise LedgerError(f"{self.where} is not a SQLite database: point [ledger] url elsewhere") from None
-            raise
+            first = (msg.strip().splitlines() or [type(e).__name__])[0]
+            raise LedgerError(f"cannot use the ledger {self.where}: {first}") from None
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -294,7 +299,7 @@ class Ledger:
             for spec, source in specs:
                 row = insert(workloads).values(
                     name=spec.name, team=spec.team, kind=spec.kind, priority=spec.priority, state="queued",
-                    spec=dumps(spec), source=source, created_at=now, updated_at=now)
+                    spec=dumps(spec), source=_fit_source(source), created_at=now, updated_at=now)
                 ids.append(c.execute(row.returning(workloads.c.id)).scalar_one())
             return ids
 
@@ -307,11 +312,15 @@ class Ledger:
              ) -> tuple[builtins.list[QueuedWorkload], builtins.list[Unreadable]]:
         """Workloads (in ``states`` only, if given), oldest first, and the rows among them whose stored
         spec this finops cannot load (written by an older version): those are reported, not raised."""
+        states = None if states is None else builtins.list(states)
+        for s in states or ():
+            if s not in STATES:
+                raise LedgerError(f"unknown state {s!r}; expected one of {', '.join(STATES)}")
         if self.empty:
             return [], []
         q = select(workloads).order_by(workloads.c.id)
         if states is not None:
-            q = q.where(workloads.c.state.in_(builtins.list(states)))
+            q = q.where(workloads.c.state.in_(states))
         good: builtins.list[QueuedWorkload] = []
         bad: builtins.list[Unreadable] = []
         with self.engine.connect() as c:
@@ -324,6 +333,8 @@ class Ledger:
         return good, bad
 
     def get(self, wid: int) -> QueuedWorkload:
+        if self.empty or not _fits(wid):
+            raise LedgerError(f"no workload with id {wid} in the queue")
         with self.engine.connect() as c:
             r = c.execute(select(workloads).where(workloads.c.id == wid)).mappings().first()
         if r is None:
@@ -332,6 +343,8 @@ class Ledger:
 
     def find(self, target: str, external_id: str) -> QueuedWorkload | None:
         """The workload whose latest launch is job ``external_id`` on ``target``, if any."""
+        if self.empty:
+            return None
         with self.engine.connect() as c:
             r = c.execute(select(workloads).where(workloads.c.target == target,
                                                   workloads.c.external_id == external_id)).mappings().first()
@@ -339,6 +352,8 @@ class Ledger:
 
     def history(self, wid: int) -> builtins.list[Transition]:
         """Every recorded move of workload ``wid``, oldest first."""
+        if self.empty or not _fits(wid):
+            return []
         q = select(transitions).where(transitions.c.workload_id == wid).order_by(transitions.c.id)
         with self.engine.connect() as c:
             return [Transition(r["workload_id"], _aware(r["at"]), r["old_state"], r["new_state"], r["attempt"],
@@ -399,7 +414,8 @@ class Ledger:
         now = _now()
         with self._write() as c:
             ids = list(dict.fromkeys(d.workload_id for d in decisions))
-            _require_known(ids, set(c.scalars(select(workloads.c.id).where(workloads.c.id.in_(ids)))))
+            _require_known(ids, set(c.scalars(select(workloads.c.id).where(workloads.c.id.in_(
+                [i for i in ids if _fits(i)])))))
             if decisions:  # one executemany: every row needs every column
                 cols = [col.name for col in placements.columns if col.name not in ("id", "run_id", "decided_at")]
                 rows = [{"run_id": run_id, "decided_at": now, **{k: r.get(k) for k in cols}}
@@ -409,10 +425,12 @@ class Ledger:
 
     def placements(self, workload_ids: Iterable[int] | None = None) -> builtins.list[Recorded]:
         """Recorded decisions, oldest first (of ``workload_ids`` only, if given)."""
+        if self.empty:
+            return []
         q = (select(placements, workloads.c.name, workloads.c.team)
              .join(workloads, workloads.c.id == placements.c.workload_id).order_by(placements.c.id))
         if workload_ids is not None:
-            q = q.where(placements.c.workload_id.in_(list(workload_ids)))
+            q = q.where(placements.c.workload_id.in_([i for i in workload_ids if _fits(i)]))
         with self.engine.connect() as c:
             return [Recorded(id=r["id"], run_id=r["run_id"], decided_at=_aware(r["decided_at"]),
                              decision=Decision.from_row(r)) for r in c.execute(q).mappings()]
@@ -420,6 +438,8 @@ class Ledger:
     def holding(self, since: datetime | None = None) -> builtins.list[Holding]:
         """The latest placement of each workload that holds capacity and budget (placed, submitted,
         running), decided at or after ``since``."""
+        if self.empty:
+            return []
         latest = (select(placements.c.workload_id, func.max(placements.c.id).label("pid"))
                   .where(placements.c.placed == 1).group_by(placements.c.workload_id).subquery())
         q = (select(workloads.c.id, workloads.c.team, placements.c.expected_cost, placements.c.legs,
@@ -443,6 +463,7 @@ def _swap(c: Connection, moves: Sequence[tuple[int, str]], new: str, *, target: 
     caller's transaction then rolls back, so a batch moves all or none)."""
     if not moves:
         return
+    _require_known([wid for wid, _ in moves], [wid for wid, _ in moves if _fits(wid)])
     now = _now()
     values: dict[str, Any] = {"state": new, "updated_at": now}
     if new in STAMP:
@@ -475,8 +496,21 @@ def _raise_lost(c: Connection, ids: Sequence[int], expected: str) -> None:
     raise LedgerConflict("; ".join(lost) or f"workloads {', '.join(map(str, ids))} changed meanwhile")
 
 
+def _fit_source(source: str | None) -> str | None:
+    """The spec file's path as the ``source`` column holds it: a path longer than the column (PostgreSQL
+    enforces it) keeps its tail, the file name, behind an ellipsis."""
+    limit = 500  # String(500), as the table says
+    return source if source is None or len(source) <= limit else "…" + source[-(limit - 1):]
+
+
+def _fits(wid: int) -> bool:
+    """Whether ``wid`` fits the id column (PostgreSQL's 32-bit integer): any other id names no workload,
+    and the database would refuse it as a parameter rather than find nothing."""
+    return -(2**31) <= wid < 2**31
+
+
 def _states(c: Connection, ids: Sequence[int]) -> dict[int, str]:
-    q = select(workloads.c.id, workloads.c.state).where(workloads.c.id.in_(list(ids)))
+    q = select(workloads.c.id, workloads.c.state).where(workloads.c.id.in_([i for i in ids if _fits(i)]))
     return {r.id: r.state for r in c.execute(q)}
 
 

@@ -656,6 +656,14 @@ class Store:
         with ThreadPoolExecutor(max_workers=1 if self.local else 8) as pool:
             return list(pool.map(place, enumerate(staged)))
 
+    def _landed(self, dataset: str, run_id: str) -> bool:
+        """Whether the commit of ``run_id`` is in the log (True when that cannot be told: its placed
+        files are then kept, and ``vacuum`` sweeps them if no commit names them)."""
+        try:
+            return any((info.get("finops") or {}).get("run_id") == run_id for _, info in self._commits(dataset))
+        except Exception:  # noqa: BLE001 - keep the files rather than risk deleting committed ones
+            return True
+
     def _unplace(self, dataset: str, adds: Iterable[AddAction]) -> None:
         """Best effort: remove placed files no commit names (``vacuum`` sweeps whatever is left)."""
         for a in adds:
@@ -780,6 +788,10 @@ class Store:
             staged, keys, merged = [], {}, []
             for i, (_pid, fs) in enumerate(sorted(todo.items())):
                 small = [f for f in fs if f.size < small_file_bytes]
+                # a run's files in a partition are merged together: its record's sums cover them all, so
+                # leaving one behind would count those sums twice (once per run holding them)
+                runs = {f.run for f in small if f.run}
+                small = [f for f in fs if f.size < small_file_bytes or (f.run and f.run in runs)]
                 local = f"{work}/{i:05d}.parquet"
                 pl.scan_parquet([self._url(f"{self._dir(dataset)}/{f.path}") for f in small],
                                 storage_options=self.polars_options, hive_partitioning=False, schema=read_schema,
@@ -796,10 +808,22 @@ class Store:
                     "partitions": [{"partition": p["partition"]} for p in record["partitions"].values()]}
             now = int(time.time() * 1000)
             rms = [RemoveAction(f.path, False, now, f.size, dict(f.keys)) for f in merged]
+
+            def removes(newest: DeltaTable) -> list[RemoveAction]:
+                # a writer that replaced a merged file meanwhile wins: committing the merged copy on top
+                # of its replacement would bring the replaced rows back
+                live = {f.path for f in self._live(ds, newest, {})}
+                gone = [f.path for f in merged if f.path not in live]
+                if gone:
+                    raise StoreConflict(f"{dataset}: optimize: another writer replaced {gone[0]} while it ran; "
+                                        f"nothing was changed — run it again")
+                return rms
+
             try:
-                version = self._commit(ds, adds, {}, pl.Schema(read_schema), meta, None, removes=lambda _dt: rms)
+                version = self._commit(ds, adds, {}, pl.Schema(read_schema), meta, None, removes=removes)
             except StoreError:
-                self._unplace(dataset, adds)
+                if not self._landed(dataset, run_id):
+                    self._unplace(dataset, adds)
                 raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -941,7 +965,8 @@ class Transaction:
         try:
             self.version = store._commit(ds, adds, partitions, schema, meta, self.before_commit)
         except BaseException:
-            store._unplace(ds.name, adds)
+            if not store._landed(ds.name, self.run_id):  # a failure after the commit landed keeps its files
+                store._unplace(ds.name, adds)
             raise
         dt = store._open(ds.name, self.version)
         assert dt is not None

@@ -125,8 +125,14 @@ def _migrate_dataset(store: Store, ds: Dataset, note: Callable[[str, str], None]
         try:
             _commit(store, ds, olds)
         except Exception as e:  # noqa: BLE001 - any failure: undo, then one clear error
-            _undo(store, ds, runs)
-            raise MigrationError(f"{ds.name}: could not write the Delta log: {e}") from None
+            store.fs.invalidate_cache(f"{base}/_delta_log")
+            if store.fs.exists(f"{base}/_delta_log/{0:020d}.json"):
+                # another migration created the log meanwhile: its log and records (the same files as
+                # ours) are not ours to remove; the check below verifies the table it wrote
+                has_log, runs = True, []
+            else:
+                _undo(store, ds, runs)
+                raise MigrationError(f"{ds.name}: could not write the Delta log: {e}") from None
     else:
         runs = []
     note(ds.name, "checking the Delta table against the old manifests")
@@ -137,7 +143,8 @@ def _migrate_dataset(store: Store, ds: Dataset, note: Callable[[str, str], None]
             _undo(store, ds, runs)
         raise
     for p in paths:  # verified: the manifests' content now lives in the records and the log
-        store.fs.rm(p)
+        with contextlib.suppress(FileNotFoundError):  # a concurrent migration may have removed it
+            store.fs.rm(p)
     total = sum((o.stats for o in olds), Stats())
     note(ds.name, f"migrated {len(olds)} partition(s), {total.rows:,} rows")
     return DatasetMigration(ds.name, len(olds), sum(len(o.file_rows) for o in olds), total.rows, total.sums,

@@ -60,7 +60,11 @@ def chargeback(cfg: Config, week: Week | None = None, *, by: Dimension = "team",
     wk = week or Week.last_complete()
     step = progress.start(f"chargeback {wk.label}")
     cb = reports.chargeback(cfg.open_store(), cfg, wk, by, **({"as_of": as_of} if as_of is not None else {}))
-    files = report_outputs.write(cb, out or Path(cfg.reports.out), formats)
+    try:
+        files = report_outputs.write(cb, out or Path(cfg.reports.out), formats)
+    except OSError as e:
+        raise ReportOptionError(f"{out or cfg.reports.out}: cannot write the report files there: "
+                                f"{e.strerror or e}; give another --out or [reports] out") from None
     step.finish()
     return ChargebackResult(cb, files, deliver(cfg, cb, files) if send else [])
 

@@ -20,6 +20,12 @@ class GenerateError(ValueError):
     """Generator options that cannot be used."""
 
 
+def _check_scale(days: int, teams: int) -> None:
+    for name, n in (("--days", days), ("--teams", teams)):
+        if n < 1:
+            raise GenerateError(f"{name} {n}: expected a count >= 1")
+
+
 def generate(out: Path, *, rows: int | None = None, days: int = 90, teams: int = 6, seed: int = 0,
              grain: str = "daily", fmt: str = "parquet", progress: Progress = QUIET) -> list[Path]:
     """Write realistic billing exports of a multi-cloud ML organisation under ``out`` (deterministic from
@@ -34,13 +40,17 @@ def generate(out: Path, *, rows: int | None = None, days: int = 90, teams: int =
         raise GenerateError(f"--format {fmt!r}: expected {', '.join(FORMATS)}")
     if rows is not None and rows < 0:
         raise GenerateError(f"--rows {rows}: expected a count >= 0")
+    _check_scale(days, teams)
     step = progress.start(f"generating into {out}")
-    if fmt == "native":
-        found = write_native_exports(out, rows=rows, days=days, teams=teams, seed=seed, grain=grain)
-        paths = sorted(p for ps in found.values() for p in ps)
-    else:
-        export_fmt: ExportFormat = "csv" if fmt == "csv" else "csv.gz" if fmt == "csv.gz" else "parquet"
-        paths = write_exports(out, rows=rows, days=days, teams=teams, seed=seed, grain=grain, fmt=export_fmt)
+    try:
+        if fmt == "native":
+            found = write_native_exports(out, rows=rows, days=days, teams=teams, seed=seed, grain=grain)
+            paths = sorted(p for ps in found.values() for p in ps)
+        else:
+            export_fmt: ExportFormat = "csv" if fmt == "csv" else "csv.gz" if fmt == "csv.gz" else "parquet"
+            paths = write_exports(out, rows=rows, days=days, teams=teams, seed=seed, grain=grain, fmt=export_fmt)
+    except OSError as e:
+        raise GenerateError(f"{out}: cannot write the exports there: {e.strerror or e}") from None
     step.finish(f"wrote {len(paths)} file(s) under {out}")
     return paths
 
@@ -79,13 +89,17 @@ def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Pa
     from placement import run as placement_run
     from placement.plan import summary as plan_summary
 
+    _check_scale(days, teams)
     # Refused before any work is done. Teams of the user's own are used as they are; a file the demo wrote
     # is rewritten for this run's organisation.
     own_rules = bool(cfg.teams) and not (cfg.source and _written_by_demo(Path(cfg.source)))
     target = None if own_rules else demo_config_path(cfg)
     store = cfg.open_store()
     step = progress.start(f"generating {days} days for {teams} teams")
-    written = write_native_exports(work, days=days, teams=teams, seed=seed)
+    try:
+        written = write_native_exports(work, days=days, teams=teams, seed=seed)
+    except OSError as e:
+        raise GenerateError(f"{work}: cannot write the demo's exports there: {e.strerror or e}") from None
     paths = [p for files in written.values() for p in files if p.suffix in (".parquet", ".csv")]
     step.finish(f"generated native exports in {work} (AWS CUR 2.0 Parquet, Azure cost details CSV, BigQuery "
                 f"export CSV): {len(paths)} files")
@@ -133,7 +147,11 @@ def demo_report(cfg: Config, teams: int | None = None, seed: int = 0) -> list[Pa
         cb = reports.chargeback(cfg.open_store(), cfg, Week.last_complete())
     except reports.ReportError:
         return []
-    return report_outputs.write(cb, Path(cfg.reports.out), cfg.reports.formats)
+    try:
+        return report_outputs.write(cb, Path(cfg.reports.out), cfg.reports.formats)
+    except OSError as e:
+        raise GenerateError(f"{cfg.reports.out}: cannot write the report files there: {e.strerror or e}; "
+                            "point [reports] out elsewhere") from None
 
 
 def demo_rules(cfg: Config, org: Any) -> Config:

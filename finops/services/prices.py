@@ -42,6 +42,8 @@ def import_catalog(cfg: Config, directory: Path | None = None, observed_at: date
 def cheapest(cfg: Config, accelerator: str | None = None, count: float | None = None, spot: bool = False,
              regions: Sequence[str] = (), providers: Sequence[str] = (), limit: int = 15) -> pl.DataFrame:
     """The cheapest offers matching the request, from the latest prices (stale ones marked)."""
+    if limit < 0:
+        raise offers.OfferError(f"--limit {limit}: expected a count >= 0")
     lf = offers.latest_offers(cfg.open_store(), max_age=timedelta(hours=cfg.prices.max_age_hours),
                               rates=cfg.prices.rates)
     q = offers.Query(accelerator, count, "spot" if spot else "on_demand", tuple(regions), tuple(providers))
