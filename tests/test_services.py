@@ -97,3 +97,11 @@ def test_a_dry_run_in_an_empty_folder_creates_no_ledger(tmp_path: Path) -> None:
     prices.import_catalog(cfg)
     placed = queue.place(cfg, dry_run=True)
     assert placed.plan.decisions == [] and not list(tmp_path.rglob("*.db")) and not list(tmp_path.rglob("*.sqlite*"))
+
+
+def test_generate_refuses_a_row_count_it_cannot_make(tmp_path: Path) -> None:
+    from finops.services.demo import GenerateError, generate
+
+    with pytest.raises(GenerateError, match="--rows 99999999999999999999999: expected a count from 0"):
+        generate(tmp_path / "out", rows=99999999999999999999999)
+    assert not (tmp_path / "out").exists()

@@ -14,6 +14,7 @@ from finops.services.progress import QUIET, Progress
 
 Grain = Literal["daily", "hourly"]
 FORMATS = ("parquet", "csv", "csv.gz", "native")
+MAX_ROWS = 10_000_000_000  # past this the generator's row arithmetic overflows (and no disk holds it)
 
 
 class GenerateError(ValueError):
@@ -38,8 +39,8 @@ def generate(out: Path, *, rows: int | None = None, days: int = 90, teams: int =
         raise GenerateError(f"--grain {grain!r}: expected daily or hourly")
     if fmt not in FORMATS:
         raise GenerateError(f"--format {fmt!r}: expected {', '.join(FORMATS)}")
-    if rows is not None and rows < 0:
-        raise GenerateError(f"--rows {rows}: expected a count >= 0")
+    if rows is not None and not 0 <= rows <= MAX_ROWS:
+        raise GenerateError(f"--rows {rows}: expected a count from 0 to {MAX_ROWS:,}")
     _check_scale(days, teams)
     step = progress.start(f"generating into {out}")
     try:
