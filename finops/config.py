@@ -420,17 +420,25 @@ def load(path: str | Path | None = None) -> Config:
         return Config()
     if not file.exists():
         raise ConfigError(f"{file}: no such configuration file")
+    text = read_user_file(file, ConfigError, "a TOML configuration", "is a folder, not a configuration file")
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{file}: not valid TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{file}: not a TOML configuration (not UTF-8 text)") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{file}: is a folder, not a configuration file") from None
-    except OSError as e:
-        raise ConfigError(f"{file}: cannot be read: {e.strerror or e}") from None
     return parse(data, str(file))
+
+
+def read_user_file(path: Path, error: type[ValueError], kind: str, folder: str) -> str:
+    """The UTF-8 text of a file a user named; each way that fails is ``error`` with one sentence naming
+    the file (``kind``: what it should be; ``folder``: what to say when it is a folder)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not {kind} (not UTF-8 text)") from None
+    except IsADirectoryError:
+        raise error(f"{path}: {folder}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read: {e.strerror or e}") from None
 
 
 def parse(data: dict[str, Any], name: str = "<config>") -> Config:

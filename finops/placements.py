@@ -102,11 +102,12 @@ class Decision:
     baseline_cost: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The plain form ``finops place --json`` prints (each kind of decision gives its own)."""
+        raise NotImplementedError  # abstract: only Placed and Unplaced are ever made
 
     def row(self) -> dict[str, Any]:
         """The ledger's ``placements`` columns for this decision (without id, run and time)."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: only Placed and Unplaced are ever made
 
     @staticmethod
     def from_json(d: Mapping[Any, Any]) -> Decision:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from finops import offers, providers, regions
-from finops.config import Cloud, Config, field_path
+from finops.config import Cloud, Config, field_path, read_user_file
 
 HOURS_PER_MONTH = 730.0
 WEEKS_PER_MONTH = HOURS_PER_MONTH / 168.0
@@ -263,14 +263,7 @@ def load(path: str | Path, cfg: Config | None = None) -> list[WorkloadSpec]:
     p = Path(path)
     if not p.exists():
         raise SpecError(f"{p}: no such file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except IsADirectoryError:
-        raise SpecError(f"{p}: is a folder; give the YAML spec files in it") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{p}: not a YAML spec (not UTF-8 text)") from None
-    except OSError as e:
-        raise SpecError(f"{p}: cannot be read: {e.strerror}") from None
+    text = read_user_file(p, SpecError, "a YAML spec", "is a folder; give the YAML spec files in it")
     return loads(text, str(p), cfg)
 
 

@@ -59,7 +59,7 @@ def chargeback(cfg: Config, week: Week | None = None, *, by: Dimension = "team",
     check_out(out or Path(cfg.reports.out))
     wk = week or Week.last_complete()
     step = progress.start(f"chargeback {wk.label}")
-    cb = reports.chargeback(cfg.open_store(), cfg, wk, by, **({"as_of": as_of} if as_of is not None else {}))
+    cb = reports.chargeback(cfg.open_store(), cfg, wk, by, as_of=as_of)
     try:
         files = report_outputs.write(cb, out or Path(cfg.reports.out), formats)
     except OSError as e:
