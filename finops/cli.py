@@ -94,13 +94,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from finops.periods import PeriodError
     from finops.services.chargeback import ReportOptionError
     from finops.services.collect import ChoiceError
+    from finops.services.dashboard import DashboardError
     from finops.services.demo import GenerateError
+    from finops.services.reconcile import ReconcileError
     from finops.store import StoreError
     from placement.candidates import PlacementError
 
     return (config_mod.ConfigError, IngestError, StoreError, focus.FocusError, offers.OfferError, CollectError,
             LedgerError, workloads.SpecError, PlacementError, reports.ReportError, allocation.AllocationError,
-            delivery.DeliveryError, PeriodError, ReportOptionError, ChoiceError, GenerateError)
+            delivery.DeliveryError, PeriodError, ReportOptionError, ChoiceError, GenerateError,
+            DashboardError, ReconcileError)
 
 
 def main() -> None:
@@ -701,6 +704,166 @@ def placements(workload: Annotated[int | None, typer.Option(help="Only this work
         err.print(escape(note), highlight=False)
 
 
+# -- launch ----------------------------------------------------------------------------------------
+@app.command()
+def dispatch(dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and show the submissions; record "
+                                                   "and launch nothing.")] = False,
+             place: Annotated[bool, typer.Option("--place/--no-place", help="Place the queue first.")] = True,
+             as_json: JsonOpt = False) -> None:
+    """Place the queue, then launch every placed workload on its target, tagged finops-team /
+    finops-workload / finops-placement. A capacity or quota answer blocks that offer for a while and
+    re-places the workload; any other answer fails it with the provider's message."""
+    from finops.services import launch as svc
+
+    with _Bars() as bars:
+        res = svc.dispatch(_config(), dry_run=dry_run, place=place, progress=bars)
+    rep = res.report
+    if as_json:
+        _emit_json({"dry_run": dry_run, "rounds": rep.rounds, "placement_runs": res.placement_runs,
+                    "launched": [{"workload_id": x.workload_id, "name": x.name, "team": x.team,
+                                  "outcome": x.outcome, "target": x.target, "external_ids": list(x.external_ids),
+                                  "message": x.message,
+                                  "submissions": [asdict(s) for s in x.submissions]} for x in rep.launched],
+                    "blocked": [asdict(b) for b in rep.blocked]})
+    else:
+        messages = {x.message for x in rep.launched}
+        shared = messages.pop() if len(messages) == 1 else None  # said once below, not on every row
+        rows = [[f"{x.workload_id} {escape(x.name)}", escape(x.team), x.target, _outcome(x.outcome),
+                 escape(", ".join(x.external_ids) or _submission(x)),
+                 *([] if len(messages) == 0 else [escape(x.message or "")])] for x in rep.launched]
+        if rows:
+            counts = ", ".join(f"{rep.count(o)} {o}" for o in ("submitted", "adopted", "requeued", "failed",
+                                                                 "not launched", "skipped", "would submit")
+                               if rep.count(o))
+            out.print(_table(f"Dispatch{' (dry run)' if dry_run else ''}: {counts}",
+                             ["workload", "team", "target", "outcome", "job",
+                              *([] if len(messages) == 0 else ["message"])], rows))
+            if shared:
+                err.print(escape(shared), highlight=False)
+        else:
+            err.print("nothing to launch: no workload is placed (`finops queue add`, then `finops dispatch`)")
+        for b in rep.blocked:
+            err.print(f"blocked until {b.until:%Y-%m-%d %H:%M} UTC: {b.provider} {b.region} {b.instance_type} "
+                      f"{b.market} on {b.target} ({escape(b.reason)})", highlight=False)
+    if rep.count("not launched"):
+        raise typer.Exit(2)
+
+
+def _outcome(o: str) -> str:
+    colour = {"submitted": "green", "adopted": "green", "requeued": "yellow", "failed": "red",
+              "not launched": "red"}.get(o)
+    return f"[{colour}]{o}[/]" if colour else o
+
+
+def _submission(x: Any) -> str:
+    return "; ".join(f"{s.name}: {s.instance_type} x{s.replicas} {s.market} in {s.provider} {s.region}"
+                     for s in x.submissions)
+
+
+jobs_app = typer.Typer(help="Launched workloads: their jobs on each target, kept in step with `jobs sync`.")
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.callback(invoke_without_command=True)
+def jobs_list(ctx: typer.Context,
+              state: Annotated[list[str] | None, typer.Option(help="Only these states (repeatable).")] = None,
+              as_json: JsonOpt = False) -> None:
+    """The ledger's launched workloads (placed and later), each with its jobs, newest state first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from finops.services import launch as svc
+
+    res = svc.jobs(_config(), state)
+    if as_json:
+        _emit_json([{"workload_id": r.workload.id, "name": r.workload.name, "team": r.workload.team,
+                     "state": r.workload.state, "attempt": r.workload.attempt, "last_error": r.workload.last_error,
+                     "launches": [asdict(x) for x in r.launches]} for r in res.rows])
+    else:
+        rows = []
+        for r in res.rows:
+            w, last = r.workload, (r.launches[-1] if r.launches else None)
+            rows.append([f"{w.id} {escape(w.name)}", escape(w.team), w.state, str(w.attempt),
+                         last.target if last else "", escape(last.external_id) if last else "",
+                         f"{last.provider} {last.region} {last.instance_type} {last.market}" if last else "",
+                         str(sum(x.preemptions for x in r.launches)), escape(w.last_error or "")[:100]])
+        if rows:
+            out.print(_table(f"Jobs: {len(rows)}", ["workload", "team", "state", "attempt", "target", "job",
+                                                     "where", "preemptions", "last error"], rows,
+                             {"attempt", "preemptions"}))
+        elif not res.notes:
+            err.print("no launched workloads (`finops dispatch` launches placed work)")
+    for note in res.notes:
+        err.print(escape(note), highlight=False)
+
+
+@jobs_app.command("sync")
+def jobs_sync(as_json: JsonOpt = False) -> None:
+    """Ask each target for its jobs' states and move the workloads: running, done, failed, preempted (back
+    in the queue, counted, and learnt from); report jobs carrying our tags the ledger does not know."""
+    from finops.services import launch as svc
+
+    with _Bars() as bars:
+        rep = svc.sync(_config(), progress=bars)
+    if as_json:
+        _emit_json({"synced": [{"workload_id": s.launch.workload_id, "job": s.launch.external_id,
+                                "target": s.launch.target, "was": s.launch.state, "state": s.state,
+                                "workload_state": s.workload_state, "message": s.message} for s in rep.synced],
+                    "errors": rep.errors,
+                    "orphans": [{"target": t, "job": j.external_id, "name": j.name, "tags": dict(j.tags)}
+                                for t, j in rep.orphans]})
+    else:
+        changed = [s for s in rep.synced if s.state != s.launch.state]
+        rows = [[f"{s.launch.workload_id}", escape(s.launch.name), s.launch.target, f"{s.launch.state} → {s.state}",
+                 s.workload_state or "", escape(s.message or "")] for s in changed]
+        out.print(_table(f"Synced {len(rep.synced)} live job(s): {len(changed)} changed",
+                         ["workload", "job", "target", "job state", "workload", "message"], rows))
+        for t, j in rep.orphans:
+            err.print(f"[yellow]orphan:[/] {escape(j.name)} ({escape(j.external_id)}) on {t} carries our tags "
+                      f"(placement {escape(j.tags.get('finops-placement', '?'))}) but the ledger has no launch "
+                      "of it: left running; stop it on the provider if it is not wanted", highlight=False)
+        for e in rep.errors:
+            err.print(f"[red]could not sync:[/] {escape(e)}", highlight=False)
+    if rep.errors:
+        raise typer.Exit(2)
+
+
+@app.command()
+def reconcile(no_save: Annotated[bool, typer.Option("--no-save", help="Show only; keep the corrections "
+                                                     "learnt before.")] = False,
+              as_json: JsonOpt = False) -> None:
+    """Predicted against billed cost of every launched workload (billed: the rows carrying its
+    finops-placement tag), and the cost correction learnt per provider, target and instance family."""
+    from finops.services import reconcile as svc
+
+    res = svc.reconcile(_config(), save=not no_save)
+    if as_json:
+        _emit_json(res.to_json())
+        return
+    _print_reconciliation(res)
+
+
+def _print_reconciliation(res: Any) -> None:
+    rows = []
+    for w in res.workloads:
+        billed = "—" if w.billed is None else _money(w.billed) + (" *" if w.shared else "")
+        pct = "" if w.variance_pct is None else f"{w.variance_pct:+.1f}%"
+        rows.append([f"{w.workload_id} {escape(w.name)}", escape(w.team), escape(w.target), _money(w.predicted),
+                     billed, pct, w.status])
+    out.print(_table(f"Reconciliation: {len(res.workloads)} launched workload(s), {res.tagged_rows:,} tagged "
+                     "billing rows", ["workload", "team", "target", "predicted $", "billed $", "variance", "status"],
+                     rows, {"predicted $", "billed $", "variance"}))
+    if any(w.shared for w in res.workloads):
+        out.print("* a share of the Kubernetes nodes' cost: the pod's share of each node's accelerators over "
+                  "the hours it ran")
+    corr = [[c.provider, c.target, escape(c.family), f"{c.predicted:,.2f}", f"{c.billed:,.2f}", str(c.workloads),
+             f"{c.factor:.3f}"] for c in res.corrections]
+    out.print(_table("Corrections learnt (billed ÷ predicted; costing applies them, clamped)",
+                     ["provider", "target", "family", "predicted $", "billed $", "workloads", "factor"], corr,
+                     {"predicted $", "billed $", "workloads", "factor"}))
+    for n in res.notes:
+        err.print(f"[yellow]note:[/] {escape(n)}", highlight=False)
+
+
 # -- generate and demo -----------------------------------------------------------------------------
 @app.command()
 def generate(out_dir: Annotated[Path, typer.Option("--out", help="Folder for the export files.")] = Path("exports"),
@@ -758,6 +921,27 @@ def demo(days: int = 90, teams: int = 6, seed: int = 0,
         out.print(f"allocated by the teams in {res.config_source}: `finops report chargeback` reproduces it",
                   highlight=False)
     err.print("next: `finops store info`, `finops validate`, `finops prices show --accelerator H100 --count 8`")
+
+
+# -- dashboard ------------------------------------------------------------------------------------
+@app.command()
+def dashboard(host: Annotated[str, typer.Option(help="Address to listen on (anything but loopback needs "
+                                                "[dashboard] login).")] = "127.0.0.1",
+              port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501) -> None:
+    """Serve the Streamlit dashboard: spend by team, the weekly chargeback, accelerators, placements, budgets
+    and prices, read from the store and the ledger. Runs until Ctrl-C."""
+    from finops.services import dashboard as svc
+
+    handle = svc.start(_config(), host, port)
+    try:
+        for note in handle.notes:
+            err.print(escape(note), highlight=False)
+        out.print(f"dashboard: {handle.url}  (Ctrl-C stops it)", highlight=False)
+        code = handle.wait()
+    finally:
+        handle.stop()
+    if code:
+        _fail(f"the dashboard stopped with status {code}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -128,6 +128,8 @@ class Team(_Model):
     currency: str = "USD"
     home_provider: Cloud | None = None
     aliases: list[str] = Field(default_factory=list)
+    launch_targets: list[str] = Field(default_factory=list)
+    """Launch targets this team's workloads may use (empty: ``launch.default``)."""
 
     @field_validator("name")
     @classmethod
@@ -326,6 +328,153 @@ class PlacementConfig(_Model):
     """Offers never to use, as ``provider:region:instance_type`` with ``*`` wildcards."""
 
 
+# -- launch targets (``[launch.targets.<name>]``) ---------------------------------------------------
+class _TargetBase(_Model):
+    regions: list[str] = Field(default_factory=list)
+    """Regions this target may launch in (empty: any region of its provider)."""
+    endpoint_url: str | None = None
+    """The API endpoint, where not the provider's public one (private endpoints, tests)."""
+
+
+class DryRunTarget(_TargetBase):
+    """Records what would be submitted; launches nothing. Priced at the VM (compute) price."""
+
+    kind: Literal["dry_run"] = "dry_run"
+    providers: list[Cloud] = Field(default_factory=list)
+    """Clouds whose offers it may take (empty: all)."""
+    folder: str | None = None
+    """Where submissions are recorded (``submissions.jsonl``); default: ``dry-run/`` beside a local store."""
+
+
+class SimulatorTarget(_TargetBase):
+    """A local simulated cloud: runs submissions in accelerated time, with spot preemptions at the offer's
+    interruption rate, and writes native billing exports carrying the launch tags (``make demo``)."""
+
+    kind: Literal["simulator"] = "simulator"
+    providers: list[Cloud] = Field(default_factory=list)
+    state: str = "./finops-data/simulator"
+    """Folder holding the simulated jobs and the billing exports it writes (``exports/``)."""
+    speed: float = Field(default=3600.0, gt=0)
+    """Simulated seconds per real second."""
+    seed: int = 0
+    capacity_errors: list[str] = Field(default_factory=list)
+    """Instance types the simulated cloud answers with a capacity error (to show re-placement)."""
+
+
+class SageMakerTarget(_TargetBase):
+    """Amazon SageMaker training jobs (managed spot training on spot) and real-time endpoints."""
+
+    kind: Literal["sagemaker"] = "sagemaker"
+    role_arn: str
+    """The execution role SageMaker assumes (an ARN, not a credential)."""
+    output_uri: str
+    """``s3://bucket/prefix`` for model artefacts."""
+    checkpoint_uri: str | None = None
+    """``s3://bucket/prefix`` for checkpoints (spot training resumes from here)."""
+    volume_gb: int = Field(default=100, ge=1)
+    """The EBS volume attached to each training instance (``ResourceConfig.VolumeSizeInGB``), in GB."""
+
+
+class VertexTarget(_TargetBase):
+    """Vertex AI custom jobs (``Scheduling.strategy = SPOT`` on spot) and endpoints."""
+
+    kind: Literal["vertex"] = "vertex"
+    project: str
+    staging_uri: str | None = None
+    """``gs://bucket/prefix`` for outputs and checkpoints."""
+
+
+class AzureMLTarget(_TargetBase):
+    """Azure Machine Learning command jobs on a compute cluster of the chosen size (low priority on
+    spot) and managed online endpoints. Azure ML compute is billed at the VM price."""
+
+    kind: Literal["azureml"] = "azureml"
+    subscription_id: str
+    resource_group: str
+    workspace: str
+
+
+class NodePool(_Model):
+    instance_type: str
+    spot: bool = False
+    max_nodes: int | None = Field(default=None, ge=0)
+
+
+class KubernetesTarget(_TargetBase):
+    """A Kubernetes cluster (EKS, GKE, AKS): a Job or a Deployment + Service on its node pools."""
+
+    kind: Literal["kubernetes"] = "kubernetes"
+    provider: Cloud
+    region: str
+    context: str | None = None
+    """The kubeconfig context (default: the current one)."""
+    kubeconfig: str | None = None
+    namespace: str = "default"
+    queue: str | None = None
+    """A Kueue LocalQueue: set as the ``kueue.x-k8s.io/queue-name`` label."""
+    node_pools: list[NodePool] = Field(min_length=1)
+    serve_port: int = Field(default=8080, ge=1, le=65535)
+    """The container port a serving Deployment listens on, exposed by its Service."""
+
+
+LaunchTarget = Annotated[DryRunTarget | SimulatorTarget | SageMakerTarget | VertexTarget | AzureMLTarget
+                         | KubernetesTarget, Field(discriminator="kind")]
+DRY_RUN = "dry_run"
+"""The target every configuration has: records what would be submitted."""
+
+
+class LaunchConfig(_Model):
+    """Where placed workloads are launched (``finops dispatch``)."""
+
+    targets: dict[str, LaunchTarget] = Field(default_factory=dict)
+    """Named targets; ``dry_run`` always exists (a configured one of that name overrides it)."""
+    default: list[str] = Field(default_factory=lambda: [DRY_RUN])
+    """Targets a workload may use when neither its spec (``launch.targets``) nor its team names any."""
+    block_minutes: float = Field(default=60.0, gt=0)
+    """How long a capacity or quota answer keeps that offer out of placement."""
+    unschedulable_minutes: float = Field(default=10.0, gt=0)
+    """A job pending (pods unschedulable) longer than this counts as a capacity answer."""
+    max_rounds: int = Field(default=3, ge=1)
+    """Re-place and launch rounds per dispatch after capacity answers."""
+    interruption_prior_hours: float = Field(default=200.0, gt=0)
+    """Weight of the configured interruption rate against observed hours (see ``finops.learning``)."""
+    correction_bounds: tuple[float, float] = (0.5, 2.0)
+    """Learnt cost corrections are clamped to this range."""
+
+    @model_validator(mode="after")
+    def _known_defaults(self) -> LaunchConfig:
+        unknown = [t for t in self.default if t not in self.all_targets()]
+        if unknown:
+            raise ValueError(f"default names unknown target(s) {', '.join(map(repr, unknown))} "
+                             f"(configured: {', '.join(self.all_targets())})")
+        return self
+
+    def all_targets(self) -> dict[str, LaunchTarget]:
+        """The configured targets and the built-in ``dry_run``."""
+        return {DRY_RUN: DryRunTarget(), **self.targets}
+
+    def target(self, name: str) -> LaunchTarget:
+        known = self.all_targets()
+        if name not in known:
+            raise ConfigError(f"unknown launch target {name!r}: configured targets are {', '.join(known)}")
+        return known[name]
+
+
+class DashboardConfig(_Model):
+    """``[dashboard]``: where its cache lives and who sees what. With ``login``, visitors sign in through
+    Streamlit's ``st.login`` (the OIDC provider and its client secret go in ``.streamlit/secrets.toml``
+    under ``[auth]``, never here) and the claim ``team_claim`` names their team (through ``claim_teams``
+    when the claim's values are not team names); ``admins`` (claim values) see every team."""
+
+    cache_dir: str | None = None
+    """Where the daily rollups are cached (default: ``$XDG_CACHE_HOME/finops/dashboard``)."""
+    login: bool = False
+    team_claim: str = "groups"
+    claim_teams: dict[str, str] = Field(default_factory=dict)
+    """Claim value → team name."""
+    admins: list[str] = Field(default_factory=list)
+
+
 class Config(_Model):
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
@@ -335,6 +484,8 @@ class Config(_Model):
     allocation: AllocationConfig = AllocationConfig()
     reports: ReportsConfig = ReportsConfig()
     placement: PlacementConfig = PlacementConfig()
+    launch: LaunchConfig = LaunchConfig()
+    dashboard: DashboardConfig = DashboardConfig()
     source: str | None = Field(default=None, exclude=True)
     """The file this came from (None for the embedded defaults)."""
 
@@ -356,6 +507,16 @@ class Config(_Model):
                     raise ValueError(f"{key}.billing[{i}].kind: a {key} billing source cannot be of kind "
                                      f"{src.kind!r} (expected {', '.join(kinds)})")
         return v
+
+    @model_validator(mode="after")
+    def _team_targets_known(self) -> Config:
+        known = self.launch.all_targets()
+        for i, t in enumerate(self.teams):
+            unknown = [n for n in t.launch_targets if n not in known]
+            if unknown:
+                raise ValueError(f"teams[{i}].launch_targets: unknown target(s) {', '.join(map(repr, unknown))} "
+                                 f"(configured: {', '.join(known)})")
+        return self
 
     def ledger_url(self) -> str:
         """The ledger's SQLAlchemy URL: as configured, else a SQLite file beside a local store."""

@@ -39,6 +39,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     func,
@@ -59,11 +60,14 @@ STATES = ("queued", "placed", "submitted", "running", "done", "failed", "cancell
 ACTIVE = ("queued", "placed", "submitted", "running")
 HOLDING = ("placed", "submitted", "running")
 """States whose placement holds capacity and budget."""
+# placed → queued / submitted → queued: a capacity or quota answer, re-placed elsewhere; running → queued:
+# a spot preemption, resumed from its checkpoint by the next placement; placed → failed: a launch the
+# provider refused for good.
 TRANSITIONS: dict[str, set[str]] = {
     "queued": {"placed", "cancelled"},
-    "placed": {"submitted", "queued", "cancelled"},
-    "submitted": {"running", "failed", "cancelled"},
-    "running": {"done", "failed", "cancelled"},
+    "placed": {"submitted", "queued", "failed", "cancelled"},
+    "submitted": {"running", "queued", "failed", "cancelled"},
+    "running": {"done", "failed", "queued", "cancelled"},
     "done": set(), "failed": set(), "cancelled": set(),
 }
 STAMP = {"placed": "placed_at", "submitted": "submitted_at", "running": "running_at",
@@ -125,6 +129,54 @@ transitions = Table(
     Column("new_state", String(12), nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("target", String(40)), Column("external_id", String(500)), Column("error", Text),
+    Column("placement_id", Integer),
+)
+launches = Table(
+    "launches", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workload_id", Integer, ForeignKey("workloads.id"), nullable=False, index=True),
+    Column("placement_id", Integer, ForeignKey("placements.id"), nullable=False),
+    Column("leg", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("target", String(80), nullable=False),          # the configured target's name
+    Column("kind", String(20), nullable=False),            # its kind: sagemaker, vertex, kubernetes, …
+    Column("external_id", String(500), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("provider", String(10), nullable=False), Column("region", String(60), nullable=False),
+    Column("instance_type", String(120), nullable=False), Column("market", String(12), nullable=False),
+    Column("replicas", Integer, nullable=False),
+    Column("state", String(12), nullable=False, index=True),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)), Column("ended_at", DateTime(timezone=True)),
+    Column("preemptions", Integer, nullable=False, server_default="0"),
+    Column("message", Text),
+    UniqueConstraint("target", "external_id", name="ux_launches_target_external_id"),
+    UniqueConstraint("placement_id", "leg", name="ux_launches_placement_leg"),
+)
+blocks = Table(
+    "blocks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(10), nullable=False), Column("region", String(60), nullable=False),
+    Column("instance_type", String(120), nullable=False), Column("market", String(12), nullable=False),
+    Column("target", String(80), nullable=False),
+    Column("until", DateTime(timezone=True), nullable=False, index=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+interruptions = Table(
+    "interruptions", metadata,
+    Column("provider", String(10), primary_key=True), Column("region", String(60), primary_key=True),
+    Column("family", String(60), primary_key=True),
+    Column("hours", Float, nullable=False), Column("preemptions", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+corrections = Table(
+    "corrections", metadata,
+    Column("provider", String(10), primary_key=True), Column("target", String(20), primary_key=True),
+    Column("family", String(60), primary_key=True),
+    Column("predicted", Float, nullable=False), Column("billed", Float, nullable=False),
+    Column("workloads", Integer, nullable=False), Column("factor", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -203,6 +255,93 @@ class Holding:
     expected_cost: float
     legs: tuple[Leg, ...]
     decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewLaunch:
+    """A leg of a placement as submitted to a target: the row :meth:`Ledger.submit` writes."""
+
+    placement_id: int
+    leg: int
+    target: str
+    kind: str
+    external_id: str
+    name: str
+    provider: str
+    region: str
+    instance_type: str
+    market: str
+    replicas: int
+    state: str = "pending"
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Launch:
+    """A submitted leg and what the provider last said of it (``state``: pending, running, done, failed,
+    preempted, cancelled)."""
+
+    id: int
+    workload_id: int
+    placement_id: int
+    leg: int
+    attempt: int
+    target: str
+    kind: str
+    external_id: str
+    name: str
+    provider: str
+    region: str
+    instance_type: str
+    market: str
+    replicas: int
+    state: str
+    submitted_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    preemptions: int
+    message: str | None
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("done", "failed", "preempted", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """An offer kept out of placement until ``until`` (a capacity or quota answer)."""
+
+    provider: str
+    region: str
+    instance_type: str
+    market: str
+    target: str
+    until: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunHours:
+    """Hours our runs ran on spot and the preemptions they met, per provider, region and instance family."""
+
+    provider: str
+    region: str
+    family: str
+    hours: float
+    preemptions: int
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """Billed over predicted cost of reconciled workloads, per provider, target kind and instance family."""
+
+    provider: str
+    target: str
+    family: str
+    predicted: float
+    billed: float
+    workloads: int
+    factor: float
 
 
 def _now() -> datetime:
@@ -454,10 +593,138 @@ class Ledger:
         # Compared here, not in SQL: SQLite hands back naive UTC datetimes.
         return [h for h in rows if since is None or h.decided_at >= since]
 
+    # -- launches ------------------------------------------------------------------------------
+    def launchable(self) -> builtins.list[tuple[QueuedWorkload, Recorded]]:
+        """Placed workloads with the placement that put them there (their latest placed decision)."""
+        placed, _ = self.read(["placed"])
+        latest = {r.decision.workload_id: r for r in self.placements([w.id for w in placed]) if r.decision.placed}
+        return [(w, latest[w.id]) for w in placed if w.id in latest]
+
+    def submit(self, wid: int, legs: Sequence[NewLaunch], error: str | None = None) -> QueuedWorkload:
+        """Workload ``wid`` launched: placed → submitted (CAS) with the first leg's target and job id, and a
+        :class:`Launch` row per leg, in one transaction; :class:`LedgerConflict` if it was moved meanwhile."""
+        if not legs:
+            raise LedgerError(f"workload {wid}: a launch needs at least one leg")
+        main, now = legs[0], _now()
+        try:
+            with self._write() as c:
+                _swap(c, [(wid, "placed")], "submitted", target=main.target, external_id=main.external_id,
+                      error=error, placement_id=main.placement_id)
+                attempt = c.scalar(select(workloads.c.attempt).where(workloads.c.id == wid))
+                c.execute(insert(launches), [{"workload_id": wid, "attempt": attempt, "submitted_at": now,
+                                              "preemptions": 0, **_launch_values(x)} for x in legs])
+        except IntegrityError as e:
+            raise LedgerError(f"workload {wid}: job {main.external_id} on {main.target} or placement "
+                              f"{main.placement_id} is already recorded as launched") from e
+        return self.get(wid)
+
+    def launches(self, states: Iterable[str] | None = None,
+                 workload_ids: Iterable[int] | None = None) -> builtins.list[Launch]:
+        """Launch rows (in ``states`` / of ``workload_ids`` only, when given), oldest first."""
+        if self.empty:
+            return []
+        q = select(launches).order_by(launches.c.id)
+        if states is not None:
+            q = q.where(launches.c.state.in_(list(states)))
+        if workload_ids is not None:
+            q = q.where(launches.c.workload_id.in_([i for i in workload_ids if _fits(i)]))
+        with self.engine.connect() as c:
+            return [_launch(r) for r in c.execute(q).mappings()]
+
+    def update_launch(self, launch: Launch, state: str, *, message: str | None = None,
+                      started_at: datetime | None = None, ended_at: datetime | None = None,
+                      preemptions: int | None = None, move: tuple[str, str] | None = None,
+                      run: RunHours | None = None, placement_id: int | None = None) -> None:
+        """What a provider said of ``launch``, in one transaction: its new ``state`` (only from the state it
+        was read in: else :class:`LedgerConflict`), optionally its workload's ``move`` (old, new) with
+        ``message`` as the error, and ``run``'s hours and preemptions added to what we learnt."""
+        values: dict[str, Any] = {"state": state} | {
+            col: v for col, v in (("message", message), ("started_at", started_at), ("ended_at", ended_at),
+                                  ("preemptions", preemptions)) if v is not None}
+        with self._write() as c:
+            done = c.execute(update(launches).where(launches.c.id == launch.id, launches.c.state == launch.state)
+                             .values(values))
+            if done.rowcount != 1:
+                raise LedgerConflict(f"launch {launch.name} was updated by another process")
+            if move is not None:
+                _swap(c, [(launch.workload_id, move[0])], move[1],
+                      error=message if move[1] in ("queued", "failed") else None,
+                      placement_id=placement_id or launch.placement_id)
+            if run is not None:
+                _add_run(c, run)
+
+    # -- blocks, what runs and bills taught us ----------------------------------------------
+    def block(self, b: Block) -> None:
+        with self._write() as c:
+            c.execute(insert(blocks).values(provider=b.provider, region=b.region, instance_type=b.instance_type,
+                                            market=b.market, target=b.target, until=b.until, reason=b.reason,
+                                            created_at=_now()))
+
+    def blocks(self, now: datetime | None = None) -> builtins.list[Block]:
+        """Offers blocked at ``now`` (default: now)."""
+        if self.empty:
+            return []
+        at = now or _now()
+        with self.engine.connect() as c:
+            rows = [Block(r.provider, r.region, r.instance_type, r.market, r.target, _aware(r.until), r.reason)
+                    for r in c.execute(select(blocks).order_by(blocks.c.id))]
+        return [b for b in rows if b.until > at]  # compared here: SQLite hands back naive UTC datetimes
+
+    def run_hours(self) -> builtins.list[RunHours]:
+        if self.empty:
+            return []
+        with self.engine.connect() as c:
+            return [RunHours(r.provider, r.region, r.family, r.hours, r.preemptions)
+                    for r in c.execute(select(interruptions).order_by(*interruptions.primary_key.columns))]
+
+    def save_corrections(self, rows: Sequence[Correction]) -> None:
+        """Replace the learnt cost corrections with ``rows`` (they are recomputed from every reconciled
+        workload each time)."""
+        now = _now()
+        with self._write() as c:
+            c.execute(corrections.delete())
+            if rows:
+                c.execute(insert(corrections), [{"provider": x.provider, "target": x.target, "family": x.family,
+                                                 "predicted": x.predicted, "billed": x.billed,
+                                                 "workloads": x.workloads, "factor": x.factor, "updated_at": now}
+                                                for x in rows])
+
+    def corrections(self) -> builtins.list[Correction]:
+        if self.empty:
+            return []
+        with self.engine.connect() as c:
+            return [Correction(r.provider, r.target, r.family, r.predicted, r.billed, r.workloads, r.factor)
+                    for r in c.execute(select(corrections).order_by(*corrections.primary_key.columns))]
+
+
+def _launch_values(x: NewLaunch) -> dict[str, Any]:
+    return {k: getattr(x, k) for k in ("placement_id", "leg", "target", "kind", "external_id", "name", "provider",
+                                       "region", "instance_type", "market", "replicas", "state", "message")}
+
+
+def _launch(r: Mapping[Any, Any]) -> Launch:
+    return Launch(id=r["id"], workload_id=r["workload_id"], placement_id=r["placement_id"], leg=r["leg"],
+                  attempt=r["attempt"], target=r["target"], kind=r["kind"], external_id=r["external_id"],
+                  name=r["name"], provider=r["provider"], region=r["region"], instance_type=r["instance_type"],
+                  market=r["market"], replicas=r["replicas"], state=r["state"], submitted_at=_aware(r["submitted_at"]),
+                  started_at=_opt_aware(r["started_at"]), ended_at=_opt_aware(r["ended_at"]),
+                  preemptions=r["preemptions"], message=r["message"])
+
+
+def _add_run(c: Connection, run: RunHours) -> None:
+    key = (interruptions.c.provider == run.provider) & (interruptions.c.region == run.region) \
+        & (interruptions.c.family == run.family)
+    done = c.execute(update(interruptions).where(key).values(
+        hours=interruptions.c.hours + run.hours, preemptions=interruptions.c.preemptions + run.preemptions,
+        updated_at=_now()))
+    if done.rowcount == 0:
+        c.execute(insert(interruptions).values(provider=run.provider, region=run.region, family=run.family,
+                                               hours=run.hours, preemptions=run.preemptions, updated_at=_now()))
+
 
 # -- compare-and-swap --------------------------------------------------------------------------
 def _swap(c: Connection, moves: Sequence[tuple[int, str]], new: str, *, target: str | None = None,
-          external_id: str | None = None, error: str | None = None) -> None:
+          external_id: str | None = None, error: str | None = None, placement_id: int | None = None) -> None:
     """Move each (id, expected state) in ``moves`` to ``new`` inside ``c``'s transaction, one UPDATE
     per expected state guarded by ``state = expected``; if any row was not where expected, raise (the
     caller's transaction then rolls back, so a batch moves all or none)."""
@@ -484,7 +751,8 @@ def _swap(c: Connection, moves: Sequence[tuple[int, str]], new: str, *, target: 
     attempts = {r.id: r.attempt for r in c.execute(q)}
     c.execute(insert(transitions), [
         {"workload_id": wid, "at": now, "old_state": old, "new_state": new, "attempt": attempts[wid],
-         "target": target, "external_id": external_id, "error": error} for wid, old in moves])
+         "target": target, "external_id": external_id, "error": error, "placement_id": placement_id}
+        for wid, old in moves])
 
 
 def _raise_lost(c: Connection, ids: Sequence[int], expected: str) -> None:

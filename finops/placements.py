@@ -36,7 +36,9 @@ def _opt_float(v: Any) -> float | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Leg:
-    """Replicas of a workload on one offer. ``pool`` names the commitment used (market ``commitment``)."""
+    """Replicas of a workload on one offer. ``pool`` names the commitment used (market ``commitment``);
+    ``target`` the launch target (a name from ``[launch.targets]``; None in decisions made before
+    launch targets existed: the default target)."""
 
     provider: str
     region: str
@@ -49,19 +51,24 @@ class Leg:
     price_per_hour: float
     observed_at: datetime | None = None
     pool: str | None = None
+    target: str | None = None
+    interruption_rate: float | None = None
+    """Interruptions per hour the costing assumed (spot; None in older decisions)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "region": self.region, "zone": self.zone,
                 "instance_type": self.instance_type, "market": self.market, "replicas": self.replicas,
                 "accelerator_name": self.accelerator_name, "accelerator_count": self.accelerator_count,
-                "price_per_hour": self.price_per_hour, "observed_at": _iso(self.observed_at), "pool": self.pool}
+                "price_per_hour": self.price_per_hour, "observed_at": _iso(self.observed_at), "pool": self.pool,
+                "target": self.target, "interruption_rate": self.interruption_rate}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Leg:
         return cls(provider=d["provider"], region=d["region"], zone=d.get("zone"), instance_type=d["instance_type"],
                    market=d["market"], replicas=int(d["replicas"]), accelerator_name=d.get("accelerator_name"),
                    accelerator_count=_opt_float(d.get("accelerator_count")), price_per_hour=float(d["price_per_hour"]),
-                   observed_at=_when(d.get("observed_at")), pool=d.get("pool"))
+                   observed_at=_when(d.get("observed_at")), pool=d.get("pool"),
+                   target=d.get("target"), interruption_rate=_opt_float(d.get("interruption_rate")))
 
     @property
     def accelerators(self) -> float:
@@ -169,7 +176,7 @@ class Placed(Decision):
         return {"workload_id": self.workload_id, "name": self.name, "team": self.team, "placed": True,
                 "provider": m.provider, "region": m.region, "zone": m.zone, "instance_type": m.instance_type,
                 "market": m.market, "accelerator_name": m.accelerator_name, "accelerator_count": m.accelerator_count,
-                "price_per_hour": m.price_per_hour, "price_observed_at": _iso(m.observed_at),
+                "price_per_hour": m.price_per_hour, "price_observed_at": _iso(m.observed_at), "target": m.target,
                 "replicas": self.replicas, "expected_hours": self.expected_hours, "expected_cost": self.expected_cost,
                 "compute_cost": self.compute_cost, "rework_cost": self.rework_cost, "egress_cost": self.egress_cost,
                 "baseline_cost": self.baseline_cost, "saving": self.saving,

@@ -1,5 +1,6 @@
-"""The registry of providers and launch targets: one entry per cloud (and, later, per launch target
-that is not a cloud, such as Kubernetes), looked up by its short key (``aws``, ``gcp``, ``azure``).
+"""The registry of providers and launch targets: one entry per cloud, looked up by its short key (``aws``,
+``gcp``, ``azure``), and one per kind of launch target (``sagemaker``, ``vertex``, ``azureml``,
+``kubernetes``, ``simulator``, ``dry_run``) naming its launcher module.
 
 A lookup, not a plugin framework: the entries are written here, once, in :data:`REGISTRY`. Everything
 that used to list the clouds — config validation, the CLI, the billing and price collectors, the
@@ -57,6 +58,8 @@ class LabelRules:
     reserved_prefixes: tuple[str, ...] = ()
     lowercase: bool = False
     """Keys and values must be lower case (GCP labels)."""
+    alnum_edges: bool = False
+    """Values begin and end with a letter or digit (Kubernetes labels)."""
 
     def problems(self, key: str, value: str) -> list[str]:
         """Why the tag ``key = value`` would be refused, one phrase each ([] when it is fine)."""
@@ -83,7 +86,8 @@ class LabelRules:
         """``value`` made acceptable as a tag value: lower-cased where required, refused characters
         replaced by ``-``, cut to the length limit (team and workload names mostly pass unchanged)."""
         v = value.lower() if self.lowercase else value
-        return "".join(c if self._allowed(c) else "-" for c in v)[: self.value_max]
+        out = "".join(c if self._allowed(c) else "-" for c in v)[: self.value_max]
+        return re.sub(r"^[\W_]+|[\W_]+$", "", out) if self.alnum_edges else out
 
     def _allowed(self, c: str) -> bool:
         if self.lowercase and c != c.lower():
@@ -126,15 +130,21 @@ class Provider:
 
 @dataclass(frozen=True)
 class Target:
-    """A launch target that is not a cloud (Kubernetes registers here next): no bill or prices of its
-    own — its cost shows on the bill of the cloud it runs on — but a launcher and the labels it can
-    carry."""
+    """A kind of launch target (``[launch.targets.<name>] kind``): the launcher module that submits to
+    it, the pip extra its SDK comes in, the cloud it bills on (None: the offer's own cloud, as for
+    Kubernetes clusters on any cloud, the simulator and dry runs), the price list its machines are
+    billed at (``service``: ``compute`` is the VM price; SageMaker and Vertex AI bill their own) and the
+    labels it can carry."""
 
     key: str
     name: str
-    launcher: str | None
-    """The launcher module (``placement/launchers/<key>.py``), once it exists."""
+    launcher: str
+    """The launcher module (``placement/launchers/<key>.py``)."""
     labels: LabelRules
+    extra: str | None = None
+    """``pip install 'finops[<extra>]'`` brings its SDK (None: nothing to install)."""
+    provider: str | None = None
+    service: str = "compute"
     kind: str = "target"
 
 
@@ -163,6 +173,22 @@ _ENTRIES: tuple[Provider | Target, ...] = (
              "collectors.azure.prices", "collectors.azure.cost_details:FORMATS",
              ("eastus", "westus2", "westeurope"), AZURE_TAGS),
 )
+# Kubernetes label values: ≤ 63 characters of letters, digits, - _ . beginning and ending with an
+# alphanumeric; keys ≤ 63 (name part), "kubernetes.io/" and "k8s.io/" prefixes reserved ("Labels and Selectors").
+K8S_LABELS = LabelRules(63, 63, r"[A-Za-z0-9._-]", key_start=r"[A-Za-z0-9]",
+                        reserved_prefixes=("kubernetes.io/", "k8s.io/"), alnum_edges=True)
+# Labels a local target keeps as given (the simulator bills with the launch's cloud's rules).
+ANY_LABELS = LabelRules(256, 256)
+_ENTRIES += (
+    Target("sagemaker", "Amazon SageMaker", "placement.launchers.sagemaker", AWS_TAGS, "sagemaker", "aws",
+           "sagemaker"),
+    Target("vertex", "Vertex AI", "placement.launchers.vertex", GCP_LABELS, "vertex", "gcp", "vertex"),
+    # Azure ML compute clusters are billed as the VMs they run on: the VM price is its price.
+    Target("azureml", "Azure Machine Learning", "placement.launchers.azureml", AZURE_TAGS, "azureml", "azure"),
+    Target("kubernetes", "Kubernetes", "placement.launchers.kubernetes", K8S_LABELS, "kubernetes"),
+    Target("simulator", "simulated cloud", "placement.launchers.simulator", ANY_LABELS),
+    Target("dry_run", "dry run", "placement.launchers.dry_run", ANY_LABELS),
+)
 REGISTRY: dict[str, Provider | Target] = {e.key: e for e in _ENTRIES}
 """Every provider and launch target by key, in the order they are listed and tried."""
 
@@ -187,11 +213,17 @@ def get(key: str) -> Provider:
     return entry
 
 
-def target(key: str) -> Provider | Target:
-    """Any launch target: a cloud or a non-cloud target."""
-    if key not in REGISTRY:
-        raise UnknownProvider(f"unknown launch target {key!r}: expected one of {', '.join(REGISTRY)}")
-    return REGISTRY[key]
+def target(kind: str) -> Target:
+    """The launch target kind ``kind`` (``sagemaker``, ``vertex``, ``azureml``, ``kubernetes``, ``simulator``,
+    ``dry_run``)."""
+    entry = REGISTRY.get(kind)
+    if not isinstance(entry, Target):
+        raise UnknownProvider(f"unknown launch target kind {kind!r}: expected one of {', '.join(target_kinds())}")
+    return entry
+
+
+def target_kinds() -> tuple[str, ...]:
+    return tuple(k for k, e in REGISTRY.items() if isinstance(e, Target))
 
 
 def clouds() -> tuple[str, ...]:

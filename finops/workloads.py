@@ -96,9 +96,13 @@ class Dataset(_Model):
 
 
 class Launch(_Model):
+    """How to run it: the container ``image``, ``command`` and ``env``, and the launch ``targets``
+    (names from ``[launch.targets]``) it may use; empty: its team's, else ``launch.default``."""
+
     image: str | None = None
     command: list[str] | str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    targets: list[str] = Field(default_factory=list)
 
 
 class WorkloadSpec(_Model):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +70,8 @@ OLD_PLACEMENTS = Table(
     Column("baseline_cost", Float), Column("saving", Float),
     Column("legs", JSON), Column("runner_up", JSON), Column("reason", Text),
 )
+# The newest migration file's revision (files are numbered in order): what the code's schema must be.
+HEAD = max(p.name[:4] for p in (Path(__file__).parents[1] / "finops" / "migrations" / "versions").glob("0*.py"))
 SPEC = loads("{name: a, team: nlp, accelerators: {name: H100, count: 8}, runtime_hours: 10}")[0]
 T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 LEG = {"provider": "aws", "region": "us-east-1", "zone": None, "instance_type": "p5.48xlarge", "market": "spot",
@@ -110,8 +113,8 @@ def _alembic(url: str, fn: Any, rev: str) -> None:
 def test_an_empty_database_is_migrated_to_the_code_s_tables(db_url: str) -> None:
     ledger = Ledger(db_url)
     ledger.engine.dispose()
-    assert ledger.revision == head_revision() == "0002"
-    assert _version(db_url) == ["0002"]
+    assert ledger.revision == head_revision() == HEAD
+    assert _version(db_url) == [HEAD]
     assert _diff(db_url, metadata) == []
 
 
@@ -132,7 +135,7 @@ def test_a_ledger_made_before_migrations_is_stamped_and_upgraded_keeping_its_row
                                                 expected_cost=300.0, legs=[LEG]))
     engine.dispose()
     ledger = Ledger(db_url)
-    assert _version(db_url) == ["0002"] and _diff(db_url, metadata) == []
+    assert _version(db_url) == [HEAD] and _diff(db_url, metadata) == []
     w = {x.id: x for x in ledger.list()}
     assert [(x.name, x.state, x.attempt) for x in w.values()] == [("w1", "placed", 0), ("w2", "queued", 0),
                                                                   ("w3", "cancelled", 0)]
@@ -165,8 +168,8 @@ def test_a_database_newer_than_the_code_is_refused_unchanged(db_url: str) -> Non
     with engine.begin() as c:
         c.execute(text("UPDATE alembic_version SET version_num = '0099'"))
     engine.dispose()
-    with pytest.raises(LedgerError, match=r"schema revision 0099, which this finops does not know \(it knows up to "
-                                          r"0002\).*upgrade finops"):
+    with pytest.raises(LedgerError, match=rf"schema revision 0099, which this finops does not know \(it knows up to "
+                                          rf"{HEAD}\).*upgrade finops"):
         Ledger(db_url)
     assert _version(db_url) == ["0099"]
 
@@ -198,8 +201,8 @@ def test_two_processes_opening_a_fresh_database_at_once_both_succeed(db_url: str
     got = [results.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=60)
-    assert got == [("ok", "0002"), ("ok", "0002")]
-    assert _version(db_url) == ["0002"] and _diff(db_url, metadata) == []
+    assert got == [("ok", HEAD), ("ok", HEAD)]
+    assert _version(db_url) == [HEAD] and _diff(db_url, metadata) == []
     engine = create_engine(db_url)
     with engine.connect() as c:
         assert c.scalar(select(text("count(*)")).select_from(text("workloads"))) == 0

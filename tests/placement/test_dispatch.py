@@ -1,0 +1,204 @@
+"""Dispatch and sync on the ``dry_run`` target, in process: what is launched, what is recorded, what a
+second run does, and how a crash between a provider's answer and the ledger write is repaired."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from finops.config import Config, parse
+from finops.ledger import Ledger
+from finops.services import launch, queue
+from finops.services.prices import import_catalog
+from placement.launchers import dry_run
+from placement.launchers.base import PLACEMENT_TAG
+
+QUEUE = """\
+workloads:
+  - {name: pretrain, team: nlp, accelerators: {name: H100, count: 8}, runtime_hours: 20, checkpoint_minutes: 30,
+     launch: {image: "ghcr.io/acme/train:1", command: [python, train.py], env: {EPOCHS: "3"}}}
+  - {name: eu-finetune, team: nlp, accelerators: {min_memory_gb: 40}, runtime_hours: 5, residency: [EU]}
+"""
+
+
+def _config(home: Path, extra: str = "") -> Config:
+    text = f"""
+[store]
+url = "{home / 'data'}"
+[placement]
+stale = "allow"
+[[teams]]
+name = "nlp"
+monthly_budget = 100000
+{extra}
+"""
+    return parse(tomllib.loads(text), str(home / "finops.toml"))
+
+
+@pytest.fixture(scope="module")
+def priced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding the shipped price catalog, made once and copied per test."""
+    home = tmp_path_factory.mktemp("priced")
+    import_catalog(_config(home))
+    return home / "data"
+
+
+@pytest.fixture
+def home(tmp_path: Path, priced: Path) -> Path:
+    shutil.copytree(priced, tmp_path / "data")
+    (tmp_path / "q.yaml").write_text(QUEUE)
+    return tmp_path
+
+
+def test_dispatch_places_and_records_each_submission_with_its_tags(home: Path) -> None:
+    cfg = _config(home)
+    queue.add(cfg, [home / "q.yaml"])
+    rep = launch.dispatch(cfg).report
+    assert [x.outcome for x in rep.launched] == ["submitted", "submitted"]
+    led = Ledger(cfg.ledger_url())
+    assert [w.state for w in led.list()] == ["submitted", "submitted"]
+    launches = led.launches()
+    records = {r["name"]: r for r in dry_run.make_client(launch.Clients(cfg).resolved("dry_run")).records()}
+    assert set(records) == {x.name for x in launches}
+    for lau, rec in zip(launches, led.placements(), strict=True):
+        sub = records[lau.name]
+        assert lau.placement_id == rec.id and lau.external_id == f"dry-run:{lau.name}"
+        assert sub["tags"] == {"finops-team": "nlp", "finops-workload": rec.decision.name, PLACEMENT_TAG: str(rec.id)}
+        assert (sub["provider"], sub["instance_type"], sub["market"]) == (
+            rec.decision.legs[0].provider, rec.decision.legs[0].instance_type, rec.decision.legs[0].market)
+    first = records[launches[0].name]
+    assert first["image"] == "ghcr.io/acme/train:1" and first["command"] == ["python", "train.py"]
+    assert first["env"] == {"EPOCHS": "3"} and first["checkpoint_key"] == "finops-pretrain-w1"
+    # Nothing is placed any more: a second dispatch launches nothing and records nothing.
+    again = launch.dispatch(cfg).report
+    assert again.launched == [] and len(dry_run.make_client(launch.Clients(cfg).resolved("dry_run")).records()) == 2
+
+
+def test_a_dry_run_dispatch_changes_nothing(home: Path) -> None:
+    cfg = _config(home)
+    queue.add(cfg, [home / "q.yaml"])
+    res = launch.dispatch(cfg, dry_run=True)
+    assert [x.outcome for x in res.report.launched] == ["would submit", "would submit"]
+    assert [s.instance_type for x in res.report.launched for s in x.submissions]
+    assert [w.state for w in Ledger(cfg.ledger_url()).list()] == ["queued", "queued"]
+    assert not (launch.dry_run_folder(cfg) / "submissions.jsonl").exists()
+
+
+def test_a_job_submitted_before_a_crash_is_adopted_not_launched_twice(home: Path) -> None:
+    cfg = _config(home)
+    queue.add(cfg, [home / "q.yaml"])
+    queue.place(cfg)
+    led = Ledger(cfg.ledger_url())
+    from placement.dispatch import submissions
+
+    # What a dispatcher killed after the provider's answer and before its ledger write leaves behind: the
+    # job exists on the target, the ledger still says placed.
+    w, rec = led.launchable()[0]
+    client = launch.Clients(cfg)("dry_run")
+    for _, tcfg, sub in submissions(cfg, w, rec):
+        dry_run.submit(client, tcfg, sub)
+    rep = launch.dispatch(cfg, place=False).report
+    assert {x.name: x.outcome for x in rep.launched} == {"pretrain": "adopted", "eu-finetune": "submitted"}
+    assert len(client.records()) == 2
+    assert [w.state for w in led.list()] == ["submitted", "submitted"]
+
+
+def test_a_container_target_refuses_a_spec_without_an_image_and_fails_only_that_workload(home: Path) -> None:
+    extra = """
+[launch]
+default = ["gke"]
+[launch.targets.gke]
+kind = "kubernetes"
+provider = "gcp"
+region = "us-central1"
+kubeconfig = "/nonexistent/kubeconfig"
+node_pools = [{ instance_type = "a2-ultragpu-1g" }, { instance_type = "a3-highgpu-8g", spot = true }]
+"""
+    cfg = _config(home, extra)
+    queue.add(cfg, [home / "q.yaml"])
+    queue.place(cfg)
+    led = Ledger(cfg.ledger_url())
+    no_image = [w for w, _ in led.launchable() if not w.spec.launch.image]
+    rep = launch.dispatch(cfg, place=False).report
+    got = {x.workload_id: x for x in rep.launched}
+    for w in no_image:
+        assert got[w.id].outcome == "failed" and "has no launch.image" in (got[w.id].message or "")
+        assert led.get(w.id).state == "failed" and "launch.image" in (led.get(w.id).last_error or "")
+
+
+def test_sync_of_dry_run_launches_changes_nothing_and_finds_no_orphans(home: Path) -> None:
+    cfg = _config(home)
+    queue.add(cfg, [home / "q.yaml"])
+    launch.dispatch(cfg)
+    rep = launch.sync(cfg)
+    assert [s.state for s in rep.synced] == ["pending", "pending"] and rep.errors == [] and rep.orphans == []
+    jobs = launch.jobs(cfg)
+    assert [(r.workload.state, len(r.launches)) for r in jobs.rows] == [("submitted", 1), ("submitted", 1)]
+
+
+def test_a_job_with_our_tags_the_ledger_does_not_know_is_reported_not_touched(home: Path) -> None:
+    cfg = _config(home)
+    queue.add(cfg, [home / "q.yaml"])
+    launch.dispatch(cfg)
+    client = launch.Clients(cfg)("dry_run")
+    stray = {**client.records()[0], "name": "finops-stray-w99-p99", "tags": {"finops-team": "x",
+                                                                             "finops-workload": "stray",
+                                                                             PLACEMENT_TAG: "99"}}
+    import json
+
+    with client.file.open("a") as f:
+        f.write(json.dumps(stray) + "\n")
+    rep = launch.sync(cfg)
+    assert [(t, j.name) for t, j in rep.orphans] == [("dry_run", "finops-stray-w99-p99")]
+    assert len(client.records()) == 3
+
+
+def test_a_dispatcher_killed_between_submit_and_ledger_write_is_repaired_by_the_next_run(home: Path) -> None:
+    """A real crash at the worst moment: the test holds the ledger's write lock, so the dispatcher
+    (a real ``finops dispatch`` process) submits to the target and then waits to record it; it is killed
+    with SIGKILL there. The next dispatch finds the job by its tags and records it: one job, not two."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    from tests.test_cli import FINOPS
+
+    (home / "finops.toml").write_text(f'[store]\nurl = "{home / "data"}"\n[placement]\nstale = "allow"\n'
+                                      '[[teams]]\nname = "nlp"\nmonthly_budget = 100000\n')
+    cfg = _config(home)
+    queue.add(cfg, [home / "q.yaml"])
+    queue.place(cfg)
+    records = launch.dry_run_folder(cfg) / "submissions.jsonl"
+    lock = sqlite3.connect(home / "data" / "ledger.db", timeout=5)
+    lock.execute("BEGIN IMMEDIATE")  # the dispatcher can read the ledger but not write to it
+    env = {k: v for k, v in os.environ.items() if k != "FINOPS_CONFIG"}
+    proc = subprocess.Popen([*FINOPS, "dispatch", "--no-place"], cwd=home, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 25
+        while not (records.exists() and records.read_text().strip()) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the dispatcher ended before it could be killed"
+            time.sleep(0.05)
+        assert records.exists(), "the dispatcher never submitted"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        lock.rollback()
+        lock.close()
+        if proc.poll() is None:
+            proc.kill()
+    led = Ledger(cfg.ledger_url())
+    assert [w.state for w in led.list()] == ["placed", "placed"] and led.launches() == []
+    submitted_before = {r["name"] for r in dry_run.Client(records.parent).records()}
+    rep = launch.dispatch(cfg, place=False).report
+    outcomes = {x.name: x.outcome for x in rep.launched}
+    assert sorted(outcomes.values()) == sorted(["adopted"] * len(submitted_before)
+                                               + ["submitted"] * (2 - len(submitted_before)))
+    names = [r["name"] for r in dry_run.Client(records.parent).records()]
+    assert len(names) == len(set(names)) == 2  # each job once
+    assert [w.state for w in led.list()] == ["submitted", "submitted"]
