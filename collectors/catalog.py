@@ -350,6 +350,7 @@ def _finish(df: pl.DataFrame, interruption: Mapping[str, Mapping[str, float]] | 
         mem.alias("accelerator_memory_gb"),
         pl.coalesce(pl.col("flag"), pl.when(unknown).then(pl.lit(offers.FLAG_UNKNOWN_ACCELERATOR))).alias("flag"),
         pl.lit(None, pl.String).alias("sku"),
+        pl.lit(offers.COMPUTE).alias("service"),  # catalogs list VM prices
     )
     zero = df.filter(pl.col("price_per_hour") <= 0)
     problems = _tell(zero, "{market} price of {price:g} for {instance_type} in {region}: no such offer, dropped")

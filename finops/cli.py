@@ -647,7 +647,9 @@ def _print_plan(run_id: str, plan: Any, dry_run: bool, as_json: bool) -> None:
     s = summary(plan)
     if as_json:
         _emit_json({"run_id": run_id, "dry_run": dry_run, "summary": s,
-                    "decisions": [d.to_json() for d in plan.decisions]})
+                    "decisions": [d.to_json() | ({"note": plan.notes[d.workload_id]}
+                                                 if d.workload_id in getattr(plan, "notes", {}) else {})
+                                  for d in plan.decisions]})
         return
     table = Table(title=f"Placement {'(dry run) ' if dry_run else ''}{run_id}: {s['placed']} placed, "
                         f"{s['unplaced']} unplaced, expected ${s['expected_cost']:,.2f} ({s['method']}: {s['status']})",
@@ -659,9 +661,11 @@ def _print_plan(run_id: str, plan: Any, dry_run: bool, as_json: bool) -> None:
             table.add_row(escape(d.name), escape(d.team), "[red]unplaced[/]", "", "", "", "", escape(d.reason))
             continue
         where = " + ".join(f"{leg.provider} {leg.region} {leg.instance_type}"
-                           + (f" x{leg.replicas}" if leg.replicas > 1 else "") for leg in d.legs)
+                           + (f" x{leg.replicas}" if leg.replicas > 1 else "")
+                           + (f" on {leg.target}" if leg.target else "") for leg in d.legs)
         ru = d.runner_up
         runner = f"{ru.provider} {ru.region} {ru.instance_type} ${ru.expected_cost:,.2f}" if ru else ""
+        runner += f" ({plan.notes[d.workload_id]})" if d.workload_id in getattr(plan, "notes", {}) else ""
         saving = "" if d.saving is None else f"{d.saving:,.2f}"
         table.add_row(escape(d.name), escape(d.team), where, d.main.market, f"{d.main.price_per_hour:.4f}",
                       f"{d.expected_cost:,.2f}", saving, runner)
@@ -842,24 +846,35 @@ def reconcile(no_save: Annotated[bool, typer.Option("--no-save", help="Show only
     _print_reconciliation(res)
 
 
-def _print_reconciliation(res: Any) -> None:
+def _print_reconciliation(res: Any, top: int | None = None) -> None:
+    """The reconciliation as tables (``top``: only the workloads billed most, and a total line)."""
     rows = []
-    for w in res.workloads:
+    shown = res.workloads if top is None else sorted(res.workloads, key=lambda w: -(w.billed or 0))[:top]
+    for w in shown:
         billed = "—" if w.billed is None else _money(w.billed) + (" *" if w.shared else "")
         pct = "" if w.variance_pct is None else f"{w.variance_pct:+.1f}%"
         rows.append([f"{w.workload_id} {escape(w.name)}", escape(w.team), escape(w.target), _money(w.predicted),
                      billed, pct, w.status])
-    out.print(_table(f"Reconciliation: {len(res.workloads)} launched workload(s), {res.tagged_rows:,} tagged "
-                     "billing rows", ["workload", "team", "target", "predicted $", "billed $", "variance", "status"],
+    title = (f"Reconciliation: {len(res.workloads)} launched workload(s), {res.tagged_rows:,} tagged billing rows"
+             + (f" (the {len(shown)} billed most)" if top is not None and len(shown) < len(res.workloads) else ""))
+    out.print(_table(title, ["workload", "team", "target", "predicted $", "billed $", "variance", "status"],
                      rows, {"predicted $", "billed $", "variance"}))
+    done = [w for w in res.workloads if w.billed is not None and w.complete]
+    if top is not None and done:
+        predicted, billed = sum(w.predicted for w in done), sum(w.billed for w in done)
+        out.print(f"{len(done)} completed workloads: predicted ${_money(predicted)}, billed ${_money(billed)} "
+                  f"({(billed - predicted) / predicted * 100 if predicted else 0:+.1f}%)", highlight=False)
     if any(w.shared for w in res.workloads):
         out.print("* a share of the Kubernetes nodes' cost: the pod's share of each node's accelerators over "
                   "the hours it ran")
     corr = [[c.provider, c.target, escape(c.family), f"{c.predicted:,.2f}", f"{c.billed:,.2f}", str(c.workloads),
              f"{c.factor:.3f}"] for c in res.corrections]
-    out.print(_table("Corrections learnt (billed ÷ predicted; costing applies them, clamped)",
-                     ["provider", "target", "family", "predicted $", "billed $", "workloads", "factor"], corr,
-                     {"predicted $", "billed $", "workloads", "factor"}))
+    if not corr:
+        out.print("No corrections learnt yet: they come from workloads whose launches have ended and been billed.")
+    else:
+        out.print(_table("Corrections learnt (billed ÷ predicted; costing applies them, clamped)",
+                         ["provider", "target", "family", "predicted $", "billed $", "workloads", "factor"], corr,
+                         {"predicted $", "billed $", "workloads", "factor"}))
     for n in res.notes:
         err.print(f"[yellow]note:[/] {escape(n)}", highlight=False)
 
@@ -889,6 +904,8 @@ def generate(out_dir: Annotated[Path, typer.Option("--out", help="Folder for the
 @app.command()
 def demo(days: int = 90, teams: int = 6, seed: int = 0,
          work: Annotated[Path, typer.Option(help="Folder for generated exports.")] = Path("demo-exports"),
+         once: Annotated[bool, typer.Option("--once", help="Stop after the pass (--json implies it); else the "
+                                            "scheduler and the dashboard keep running until Ctrl-C.")] = False,
          as_json: JsonOpt = False) -> None:
     """End to end on generated data: native billing exports for 90 days, 6 teams, three clouds → ingest
     (mapped to FOCUS) → totals; the shipped price catalog → price history → cheapest offers; generated
@@ -901,6 +918,10 @@ def demo(days: int = 90, teams: int = 6, seed: int = 0,
         _emit_json({"store": res.store, "totals": res.totals, "offers": res.offers_known,
                     "chargeback": [str(p) for p in res.report], "placement": res.placement,
                     "cheapest_a100x8_spot": res.cheapest,
+                    "launch": None if res.loop is None else {
+                        "days": res.loop.days, "launched": res.loop.launched, "preempted": res.loop.preempted,
+                        "relaunched": res.loop.requeued, "states": res.loop.states,
+                        "billed_rows": res.loop.billed_rows, "reconciliation": res.loop.reconciliation.to_json()},
                     "config": str(res.config) if res.config else res.config_source})
         return
     out.print(_table(f"Billing in {res.store} by provider and month",
@@ -920,7 +941,19 @@ def demo(days: int = 90, teams: int = 6, seed: int = 0,
     elif res.report:
         out.print(f"allocated by the teams in {res.config_source}: `finops report chargeback` reproduces it",
                   highlight=False)
-    err.print("next: `finops store info`, `finops validate`, `finops prices show --accelerator H100 --count 8`")
+    if res.loop is not None:
+        lp = res.loop
+        out.print(f"launched {lp.launched} workloads on the simulated cloud; over {lp.days} simulated days "
+                  f"{lp.preempted} spot preemptions put work back in the queue ({lp.requeued} relaunched); "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(lp.states.items())), highlight=False)
+        _print_reconciliation(lp.reconciliation, top=10)
+    err.print("next: `finops store info`, `finops validate`, `finops jobs`, `finops reconcile`, "
+              "`finops prices show --accelerator H100 --count 8`")
+    if not once:
+        from finops.services import scheduler as sched_svc
+
+        after = config_mod.load(res.config) if res.config is not None else _config()  # the rules it wrote
+        sched_svc.serve_after_demo(after, lambda line: out.print(line, highlight=False))
 
 
 # -- dashboard ------------------------------------------------------------------------------------
@@ -943,6 +976,52 @@ def dashboard(host: Annotated[str, typer.Option(help="Address to listen on (anyt
     if code:
         _fail(f"the dashboard stopped with status {code}")
 
+
+
+# -- scheduler ------------------------------------------------------------------------------------
+scheduler_app = typer.Typer(no_args_is_help=True, help="The scheduler: every step on a timetable, one leader.")
+app.add_typer(scheduler_app, name="scheduler")
+
+
+@scheduler_app.command("run")
+def scheduler_run() -> None:
+    """Run the scheduler in the foreground until Ctrl-C or SIGTERM (the running job finishes first)."""
+    import logging
+
+    from finops.services import scheduler as svc
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    svc.run(_config(), on_ready=lambda url: err.print(f"scheduler metrics: {url}/metrics, health: {url}/healthz",
+                                                      highlight=False))
+
+
+@scheduler_app.command("status")
+def scheduler_status(as_json: JsonOpt = False) -> None:
+    """Each job's trigger, next run and last outcome, and who leads."""
+    from finops.services import scheduler as svc
+
+    res = svc.status(_config())
+    if as_json:
+        _emit_json({"leader": res.leader, "leader_live": res.leader_live, "notes": res.notes,
+                    "jobs": [asdict(j) for j in res.jobs]})
+        return
+    out.print(f"leader: {escape(res.leader or '(none)')}" + ("" if res.leader_live else " (lease expired)"),
+              highlight=False)
+    out.print(_table("Scheduler jobs", ["job", "trigger", "enabled", "next run", "last", "started", "error"],
+                     [[j.name, j.trigger, "yes" if j.enabled else "no", f"{j.next_run:%Y-%m-%d %H:%M}" if j.next_run
+                       else "", j.last_outcome or "", f"{j.last_started:%Y-%m-%d %H:%M:%S}" if j.last_started else "",
+                       escape(j.last_error or "")[:80]] for j in res.jobs]))
+    for n in res.notes:
+        err.print(escape(n), highlight=False)
+
+
+@scheduler_app.command("run-once")
+def scheduler_run_once(job: Annotated[str, typer.Argument(help="The job to run now.")]) -> None:
+    """Run one job now, in this process, logged in the run log."""
+    from finops.services import scheduler as svc
+
+    res = svc.run_once(_config(), job)
+    err.print(f"job {job}: ok {res.counts} {res.note}".rstrip(), highlight=False)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -475,6 +475,80 @@ class DashboardConfig(_Model):
     admins: list[str] = Field(default_factory=list)
 
 
+SCHEDULER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "prices": {"cron": "0 * * * *"},            # hourly
+    "billing": {"cron": "15 */6 * * *"},        # every 6 hours
+    "place": {"seconds": 300},                  # re-optimise and place the queue every 5 minutes
+    "dispatch": {"seconds": 300},               # launch what is placed, every 5 minutes
+    "sync": {"seconds": 300},                   # job states from the targets, every 5 minutes
+    "reconcile": {"cron": "30 3 * * *"},        # daily
+    "budget": {"cron": "0 7 * * *"},            # daily budget and anomaly check
+    "chargeback": {"cron": "0 6 * * mon"},      # weekly, Monday 06:00 UTC, delivered
+    "maintenance": {"cron": "0 2 * * *"},       # nightly: compaction and the dashboard's rollups
+}
+"""The scheduler's jobs and their default triggers (cron in UTC, or an interval in seconds); the
+steps are ``finops.scheduler.JOBS``, with the same names."""
+
+
+def _cron(expr: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+    try:
+        CronTrigger.from_crontab(expr, timezone="UTC")
+    except ValueError as e:
+        raise ValueError(f"{expr!r} is not a cron expression (minute hour day month weekday, UTC): {e}") from None
+    return expr
+
+
+class JobTrigger(_Model):
+    """``[scheduler.jobs.<name>]``: when a job runs — ``cron`` (five fields, UTC) or every ``seconds``."""
+
+    cron: Annotated[str, AfterValidator(_cron)] | None = None
+    seconds: float | None = Field(default=None, gt=0)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one(self) -> JobTrigger:
+        if self.cron is not None and self.seconds is not None:
+            raise ValueError("give cron or seconds, not both")
+        return self
+
+
+class SchedulerConfig(_Model):
+    """``[scheduler]``: the service that runs every step on a timetable (``finops scheduler run``)."""
+
+    jobs: dict[str, JobTrigger] = Field(default_factory=dict)
+    """Overrides of :data:`SCHEDULER_DEFAULTS`, by job name."""
+    host: str = "127.0.0.1"
+    """Where the Prometheus metrics and ``/healthz`` listen."""
+    port: int = Field(default=9464, ge=0, le=65535)
+    """0: any free port."""
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a leader's lease lasts without renewal: a standby takes over within it."""
+    misfire_grace_seconds: float = Field(default=300.0, gt=0)
+    alert_thresholds: list[float] = Field(default_factory=lambda: [0.8, 1.0])
+    """Shares of the monthly budget (month-to-date spent + placed + queued) that raise an alert."""
+    alert_forecast: bool = True
+    """Also alert when the month-end forecast is over budget."""
+    anomaly_threshold: float = Field(default=3.5, gt=0)
+    anomaly_min_amount: float = Field(default=10.0, ge=0)
+    reoptimise_margin: float = Field(default=0.1, ge=0)
+    """A placed, not yet submitted workload is re-placed when another offer is cheaper by more than this
+    share of its expected cost."""
+
+    @field_validator("jobs")
+    @classmethod
+    def _known_jobs(cls, v: dict[str, JobTrigger]) -> dict[str, JobTrigger]:
+        unknown = [n for n in v if n not in SCHEDULER_DEFAULTS]
+        if unknown:
+            raise ValueError(f"unknown job(s) {', '.join(map(repr, unknown))} (known: {', '.join(SCHEDULER_DEFAULTS)})")
+        return v
+
+    def triggers(self) -> dict[str, JobTrigger]:
+        """Every job's trigger: the configured one, else the default."""
+        return {n: self.jobs.get(n) or JobTrigger(**d) for n, d in SCHEDULER_DEFAULTS.items()}
+
+
 class Config(_Model):
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
@@ -486,6 +560,7 @@ class Config(_Model):
     placement: PlacementConfig = PlacementConfig()
     launch: LaunchConfig = LaunchConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
     source: str | None = Field(default=None, exclude=True)
     """The file this came from (None for the embedded defaults)."""
 

@@ -137,3 +137,52 @@ def post_webhook(cb: Chargeback, cfg: WebhookConfig, attempts: int = 3, timeout:
     except (urllib.error.URLError, OSError) as e:
         raise DeliveryError(f"{shown}: {getattr(e, 'reason', e)} after "
                             f"{tries.statistics.get('attempt_number', 1)} attempt(s)") from None
+
+
+def send_text(subject: str, body: str, cfg: EmailConfig, timeout: float = 30) -> None:
+    """E-mail a plain-text message (an alert) through the configured server, as :func:`send_email` does."""
+    msg = EmailMessage()
+    msg["Subject"], msg["From"], msg["To"] = subject, cfg.sender, ", ".join(cfg.to)
+    msg.set_content(body)
+    user, password = _env(cfg.username_env, "reports.email"), _env(cfg.password_env, "reports.email")
+    where = f"SMTP {cfg.host}:{cfg.port}"
+    context = ssl.create_default_context(cafile=cfg.ca_file)
+    try:
+        with (smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=timeout, context=context) if cfg.ssl
+              else smtplib.SMTP(cfg.host, cfg.port, timeout=timeout)) as smtp:
+            if cfg.starttls and not cfg.ssl:
+                smtp.ehlo()
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=context)
+                elif user:
+                    raise DeliveryError(f"{where}: the server offers no STARTTLS; refusing to send the login "
+                                        "in clear (set starttls = false only for a local relay)")
+            if user:
+                smtp.login(user, password or "")
+            refused = smtp.send_message(msg)
+    except DeliveryError:
+        raise
+    except (OSError, smtplib.SMTPException) as e:
+        raise DeliveryError(f"{where}: {type(e).__name__}: {e}") from None
+    if refused:
+        raise DeliveryError(f"{where}: recipients refused: {', '.join(refused)}")
+
+
+def post_text(body: str, cfg: WebhookConfig, timeout: float = 15) -> None:
+    """POST a plain-text message (an alert) to the webhook in Slack's format, escaped for mrkdwn; one try
+    (the scheduler's next run tries again)."""
+    url = cfg.url or _env(cfg.url_env, "reports.webhook")
+    if url is None:
+        raise DeliveryError("reports.webhook: set url_env (the environment variable holding the URL)")
+    parts = urlsplit(url)
+    shown = f"webhook {parts.scheme}://{parts.netloc}" + ("" if cfg.url_env else parts.path)
+    data = json.dumps({"text": slack_text(body)}).encode()
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"Content-Type": "application/json; charset=utf-8"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
+    except urllib.error.HTTPError as e:
+        raise DeliveryError(f"{shown}: HTTP {e.code}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise DeliveryError(f"{shown}: {getattr(e, 'reason', e)}") from None

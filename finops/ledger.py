@@ -131,6 +131,31 @@ transitions = Table(
     Column("target", String(40)), Column("external_id", String(500)), Column("error", Text),
     Column("placement_id", Integer),
 )
+# The scheduler (finops/scheduler.py): the leader's lease, one row per job run, alerts already sent.
+# APScheduler keeps its own ``apscheduler_jobs`` table in the same database; it is not the ledger's.
+scheduler_lease = Table(
+    "scheduler_lease", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+)
+scheduler_runs = Table(
+    "scheduler_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(40), nullable=False, index=True),
+    Column("holder", String(200), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("outcome", String(12), nullable=False),   # running, ok, failed, interrupted
+    Column("counts", JSON), Column("error", Text),
+)
+alerts_sent = Table(
+    "alerts_sent", metadata,
+    Column("key", String(300), primary_key=True),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("message", Text, nullable=False),
+)
 launches = Table(
     "launches", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -38,9 +38,25 @@ SCHEMA = pl.Schema({
     "sku": pl.String(),                 # the provider's SKU or meter id, where there is one
     "interruption_rate": pl.Float64(),  # expected interruptions per hour (spot), 0 on demand
     "flag": pl.String(),                # why a row is doubtful (unknown instance type, …); null if fine
+    "service": pl.String(),             # the price list: compute | sagemaker | sagemaker-hosting | vertex
 })
-KEY = ("provider", "region", "zone", "instance_type", "market")
+KEY = ("provider", "region", "zone", "instance_type", "market", "service")
 """What identifies an offer across observations."""
+COMPUTE = "compute"
+SERVICES: dict[str, tuple[str, str | None]] = {
+    COMPUTE: (COMPUTE, None),
+    "sagemaker": ("sagemaker", "train"),
+    "sagemaker-hosting": ("sagemaker", "serve"),
+    "vertex": ("vertex", None),
+}
+"""Each ``service`` an offer is priced by → (the price list a launch target bills at — the registry's
+``Target.service`` —, the workload kind it prices, None: any). ``compute`` is the VM price (EC2, Compute
+Engine, Azure VMs — Azure ML compute clusters too: Azure bills them as the VMs they run on, so Azure ML
+has no price list of its own). SageMaker bills training jobs (``sagemaker``, the "Training" component)
+and real-time endpoints (``sagemaker-hosting``, "Hosting") at separate prices. Vertex AI's prices
+(``vertex``) are those of custom training; they are also used for serving on Vertex AI, whose online
+prediction node prices are not collected (see the README). Price history written before this column
+existed has it null: read as ``compute``, which it was."""
 FLAG_UNKNOWN_ACCELERATOR = "unknown accelerator"
 FLAG_UNKNOWN_INSTANCE_TYPE = "unknown instance type"
 FLAG_NO_GPU_PRICE = "GPU machine without a GPU price"
@@ -207,10 +223,20 @@ def hazard(monthly_share: float) -> float:
 
 # -- frames ----------------------------------------------------------------------------------------
 def frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
-    """Offers as a frame of :data:`SCHEMA` (absent fields null), checked by :func:`check`."""
+    """Offers as a frame of :data:`SCHEMA` (absent fields null; ``service`` ``compute`` unless given),
+    checked by :func:`check`."""
     df = pl.DataFrame([{k: r.get(k) for k in SCHEMA} for r in rows], schema=SCHEMA)
+    df = with_service(df.lazy()).collect()
     check(df)
     return df
+
+
+def with_service(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """``lf`` with ``service`` present and never null: rows written before the column existed (or by a
+    collector that does not set it) are VM prices, ``compute``."""
+    if "service" not in lf.collect_schema().names():
+        return lf.with_columns(pl.lit(COMPUTE).alias("service"))
+    return lf.with_columns(pl.col("service").fill_null(COMPUTE))
 
 
 def check(df: pl.DataFrame) -> None:
@@ -218,6 +244,11 @@ def check(df: pl.DataFrame) -> None:
     other than on_demand/spot, a missing provider, region or instance type."""
     bad_price = df.filter(pl.col("price_per_hour").is_null() | (pl.col("price_per_hour") <= 0))
     bad_market = df.filter(~pl.col("market").is_in(MARKETS))
+    if "service" in df.columns:
+        unknown = sorted(set(df["service"].drop_nulls().unique().to_list()) - set(SERVICES))
+        if unknown:
+            raise OfferError(f"offer(s) priced by an unknown service {', '.join(map(repr, unknown))} "
+                             f"(expected one of {', '.join(SERVICES)})")
     missing = df.filter(pl.any_horizontal(pl.col(c).is_null() for c in ("provider", "region", "instance_type")))
     for rows, what in ((bad_price, "price of zero or less"), (bad_market, "market not on_demand or spot"),
                        (missing, "missing provider, region or instance type")):
@@ -246,7 +277,7 @@ def latest(history: pl.LazyFrame, *, now: datetime | None = None, max_age: timed
     """The newest observation of each offer (:data:`KEY`) in a price history, with ``stale`` true
     where it is older than ``max_age`` (never, without one)."""
     now = now or datetime.now(UTC)
-    newest = history.sort("observed_at").group_by(list(KEY), maintain_order=True).last()
+    newest = with_service(history).sort("observed_at").group_by(list(KEY), maintain_order=True).last()
     stale = (pl.col("observed_at") < pl.lit(now - max_age)) if max_age else pl.lit(False)
     out = newest.with_columns(stale.alias("stale"))
     return out.filter(~pl.col("stale")) if exclude_stale else out
@@ -256,15 +287,17 @@ def record(store: Any, observations: pl.DataFrame) -> int:
     """Append ``observations`` (offer rows) to the price history and refresh the latest view of the
     providers they cover; returns the number of offers now known for those providers."""
     check(observations)
+    observations = with_service(observations.lazy()).collect()
     touched = observations["provider"].unique().to_list()
     days = observations["observed_at"].dt.strftime("%Y-%m-%d").unique().to_list()
-    seen = store.scan("prices", {"provider": touched, "date": days}, schema=SCHEMA).select(*KEY, "observed_at")
+    seen = with_service(store.scan("prices", {"provider": touched, "date": days}, schema=SCHEMA)).select(
+        *KEY, "observed_at")
     # Recording the same observations again (a catalog imported twice) adds nothing.
     new = observations.lazy().join(seen, on=[*KEY, "observed_at"], how="anti", nulls_equal=True).collect()
     if new.is_empty():
         return store.scan("offers", {"provider": touched}, schema=SCHEMA).select(pl.len()).collect().item()
     store.write("prices", new)
-    known = store.scan("offers", {"provider": touched}, schema=SCHEMA).select(list(SCHEMA))
+    known = with_service(store.scan("offers", {"provider": touched}, schema=SCHEMA)).select(list(SCHEMA))
     fresh = latest(pl.concat([known, new.lazy().select(list(SCHEMA))])).drop("stale").collect()
     store.write("offers", fresh)
     return fresh.height
@@ -308,7 +341,7 @@ def spot_history(store: Any, *, now: datetime, window: timedelta = SPOT_WINDOW,
     """The spot observations of the last ``window`` (only the days it spans are read), in USD when
     ``rates`` is given."""
     days = [(now - window + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(window.days + 2)]
-    lf = store.scan("prices", {"date": days}, schema=SCHEMA).filter(pl.col("market") == "spot")
+    lf = with_service(store.scan("prices", {"date": days}, schema=SCHEMA)).filter(pl.col("market") == "spot")
     return to_usd(lf, rates) if rates is not None else lf
 
 

@@ -4,7 +4,9 @@ Per replica: ``expected_hours = base_hours × stretch`` on spot (:func:`stretch`
 checkpoint is redone after each interruption, plus the restart; ≈ ``1 + rate × (checkpoint / 2 +
 restart)`` for short intervals, exponential in the interval for long ones), base hours on demand;
 ``cost = price × expected_hours + egress`` where egress moves the dataset from where it
-lives to the offer's region. A candidate whose expected hours overrun the deadline is kept with
+lives to the offer's region. ``cost_factor`` (a learnt correction, billed over predicted for the
+offer's provider, launch target kind and instance family; 1 without one — see :mod:`finops.learning`)
+multiplies the compute and rework cost. A candidate whose expected hours overrun the deadline is kept with
 ``deadline_ok = false`` (so an unplaced workload can say "deadline"). Unused commitments add candidates
 at zero marginal compute cost, each using hours of a commitment pool.
 """
@@ -75,15 +77,18 @@ def cost(cands: pl.LazyFrame, egress_per_gb: pl.DataFrame, *, restart_hours: flo
     rework = pl.when(pl.col("market") == "spot").then(
         stretch(pl.col("interruption_rate").fill_null(0.0), pl.col("checkpoint_hours"), restart_hours) - 1
     ).otherwise(0.0)
+    if "cost_factor" not in df.collect_schema().names():
+        df = df.with_columns(pl.lit(1.0).alias("cost_factor"))
+    price = pl.col("price_per_hour") * pl.col("cost_factor").fill_null(1.0)
     return (df.with_columns((pl.col("base_hours") * (1 + rework)).alias("expected_hours"),
                             (pl.col("ds_gb") * pl.col("egress_per_gb").fill_null(0.0)).alias("egress_cost"))
-            .with_columns((pl.col("price_per_hour") * pl.col("base_hours")).alias("compute_cost"),
-                          (pl.col("price_per_hour") * (pl.col("expected_hours") - pl.col("base_hours")))
-                          .alias("rework_cost"))
+            .with_columns((price * pl.col("base_hours")).alias("compute_cost"),
+                          (price * (pl.col("expected_hours") - pl.col("base_hours"))).alias("rework_cost"))
             .with_columns((pl.col("compute_cost") + pl.col("rework_cost") + pl.col("egress_cost")).alias("cost"),
                           (pl.col("deadline_hours").is_null()
                            | (pl.col("expected_hours") <= pl.col("deadline_hours"))).alias("deadline_ok"))
-            .drop("base_hours", "checkpoint_hours", "ds_id", "ds_gb", "deadline_hours", "egress_per_gb", "place"))
+            .drop("base_hours", "checkpoint_hours", "ds_id", "ds_gb", "deadline_hours", "egress_per_gb", "place",
+                  "cost_factor"))
 
 
 def with_commitments(cands: pl.DataFrame, pools: pl.DataFrame, offers: pl.DataFrame) -> pl.DataFrame:
@@ -93,7 +98,9 @@ def with_commitments(cands: pl.DataFrame, pools: pl.DataFrame, offers: pl.DataFr
     base = cands.with_columns(pl.lit(None, pl.String).alias("pool"))
     if pools.is_empty():
         return base
-    oids = (offers.filter(pl.col("market") == "on_demand")
+    # Reservations, savings plans and committed-use discounts cover VMs, not managed services' own prices.
+    vm = pl.col("service") == "compute" if "service" in offers.columns else pl.lit(True)
+    oids = (offers.filter((pl.col("market") == "on_demand") & vm)
             .join(pools.select("pool", "provider", "region", "instance_type"),
                   on=["provider", "region", "instance_type"])
             .select("oid", "pool"))
@@ -102,3 +109,27 @@ def with_commitments(cands: pl.DataFrame, pools: pl.DataFrame, offers: pl.DataFr
                                pl.lit(0.0).alias("compute_cost"), pl.lit(0.0).alias("rework_cost"))
                  .with_columns(pl.col("egress_cost").alias("cost")))
     return pl.concat([base, committed.select(base.columns)])
+
+
+def with_learnt_rates(offers: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
+    """``offers`` with the spot ``interruption_rate`` replaced where ``rates`` (provider, region,
+    instance_type, interruption_rate — learnt, see :func:`finops.learning.blend`) has one."""
+    if rates.is_empty():
+        return offers
+    learnt = rates.select("provider", "region", "instance_type", pl.col("interruption_rate").alias("_learnt"))
+    return (offers.join(learnt, on=["provider", "region", "instance_type"], how="left", maintain_order="left")
+            .with_columns(pl.when((pl.col("market") == "spot") & pl.col("_learnt").is_not_null())
+                          .then(pl.col("_learnt")).otherwise(pl.col("interruption_rate")).alias("interruption_rate"))
+            .drop("_learnt"))
+
+
+def with_corrections(offers: pl.DataFrame, factors: pl.DataFrame) -> pl.DataFrame:
+    """``offers`` (with ``target_kind``) with ``cost_factor`` and ``cost_note`` from ``factors``
+    (provider, target_kind, instance_type, factor, note — already clamped); 1 and null elsewhere."""
+    if factors.is_empty():
+        return offers
+    f = factors.select("provider", "target_kind", "instance_type", pl.col("factor").alias("_f"),
+                       pl.col("note").alias("_n"))
+    return (offers.join(f, on=["provider", "target_kind", "instance_type"], how="left", maintain_order="left")
+            .with_columns(pl.col("_f").fill_null(1.0).alias("cost_factor"), pl.col("_n").alias("cost_note"))
+            .drop("_f", "_n"))

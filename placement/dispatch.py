@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from finops.config import Config, LaunchTarget
+from finops.config import Config, ConfigError, LaunchTarget
 from finops.ledger import Block, Launch, Ledger, LedgerConflict, LedgerError, NewLaunch, QueuedWorkload, RunHours
 from finops.placements import Leg, Placed, Recorded
 from placement import launchers
@@ -260,7 +260,7 @@ def sync(cfg: Config, ledger: Ledger, clients: Clients, *, now: datetime | None 
         try:
             tcfg = cfg.launch.target(lau.target)
             job = launchers.module(tcfg.kind).status(clients(lau.target), tcfg, lau.external_id)
-        except (LaunchError, LedgerError) as e:
+        except (LaunchError, LedgerError, ConfigError) as e:  # ConfigError: a target no longer configured
             report.errors.append(f"workload {lau.workload_id} ({lau.name} on {lau.target}): {e}")
             continue
         try:
@@ -290,7 +290,9 @@ def _apply(cfg: Config, ledger: Ledger, clients: Clients, lau: Launch, job: Job,
         return Synced(lau, state, w.state)
     started = job.started_at or (now if state == "running" else lau.started_at)
     ended = job.ended_at or (now if state in FINAL else None)
-    run = _run_hours(lau, started, ended, state) if state in FINAL else None
+    # The provider's count where it keeps one (a managed spot job that resumed), at least the one that ended it.
+    preemptions = max(lau.preemptions, job.preemptions, 1 if state == "preempted" else 0)
+    run = _run_hours(lau, started, ended, preemptions) if state in FINAL else None
     move = _move(w.state, state, job)
     if move and move[0] == "submitted" and state in ("done", "preempted"):
         ledger.transition(w.id, "submitted", "running")  # it ran between two syncs
@@ -305,7 +307,7 @@ def _apply(cfg: Config, ledger: Ledger, clients: Clients, lau: Launch, job: Job,
         ledger.block(_block(cfg, leg, lau.target, now, f"{job.error_kind}: {job.message}"))
         message = f"{job.error_kind}: {job.message}"
     ledger.update_launch(lau, state, message=message, started_at=started, ended_at=ended,
-                         preemptions=lau.preemptions + (1 if state == "preempted" else 0) + job.preemptions,
+                         preemptions=preemptions,
                          move=move, run=run)
     return Synced(lau, state, move[1] if move else w.state, message)
 
@@ -327,15 +329,14 @@ def _move(current: str, state: str, job: Job) -> tuple[str, str] | None:
     return None
 
 
-def _run_hours(lau: Launch, started: datetime | None, ended: datetime | None, state: str) -> RunHours | None:
-    """Hours a spot launch ran (all its machines) and whether a preemption ended it: what learning needs."""
+def _run_hours(lau: Launch, started: datetime | None, ended: datetime | None, preemptions: int) -> RunHours | None:
+    """Hours a spot launch ran (all its machines) and the preemptions it met: what learning needs."""
     if lau.market != "spot" or started is None or ended is None:
         return None
     from finops.learning import family
 
     hours = max((ended - started).total_seconds(), 0.0) / 3600 * lau.replicas
-    return RunHours(lau.provider, lau.region, family(lau.provider, lau.instance_type), hours,
-                    1 if state == "preempted" else 0)
+    return RunHours(lau.provider, lau.region, family(lau.provider, lau.instance_type), hours, preemptions)
 
 
 def _orphans(cfg: Config, ledger: Ledger, clients: Clients, report: SyncReport) -> list[tuple[str, Job]]:

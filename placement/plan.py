@@ -43,6 +43,8 @@ class Plan:
     seconds: dict[str, float]
     now: datetime | None = None
     offers_observed: tuple[datetime, datetime] | None = None
+    notes: dict[int, str] = field(default_factory=dict)
+    """Per workload id, how its cost was adjusted by what was learnt (``cost × 1.07 learnt from …``)."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,15 @@ class Problem:
 
 def problem(specs: Sequence[tuple[int, WorkloadSpec]], offers: pl.DataFrame, limits: Limits = Limits(), *,
             now: datetime | None = None, restart_hours: float = 1 / 6,
-            egress: costing.EgressRates | None = None) -> Problem:
+            egress: costing.EgressRates | None = None, targets: Mapping[int, Sequence[str]] | None = None) -> Problem:
     """Candidates, costs and limits for ``specs`` (id, spec) on ``offers`` (from
-    :func:`placement.candidates.prepare_offers`)."""
+    :func:`placement.candidates.prepare_offers`); ``targets``: the launch targets each workload may use
+    (absent: any the offers carry)."""
     now = now or datetime.now(UTC)
-    sf = cand_mod.spec_frame(specs, now)
+    sf = cand_mod.spec_frame(specs, now, targets)
     rates = costing.egress_table(sf, offers, egress or costing.EgressRates())
-    pooled = (offers.filter(pl.col("market") == "on_demand")
+    vm = pl.col("service") == "compute" if "service" in offers.columns else pl.lit(True)
+    pooled = (offers.filter((pl.col("market") == "on_demand") & vm)
               .join(limits.pools.select("provider", "region", "instance_type"),
                     on=["provider", "region", "instance_type"])
               ["oid"].to_list())
@@ -83,13 +87,15 @@ def problem(specs: Sequence[tuple[int, WorkloadSpec]], offers: pl.DataFrame, lim
 def plan(specs: Sequence[tuple[int, WorkloadSpec]], offers: pl.DataFrame, limits: Limits = Limits(), *,
          home: Mapping[str, str | None] | None = None, now: datetime | None = None,
          restart_hours: float = 1 / 6, egress: costing.EgressRates | None = None,
-         time_limit: float = 10.0, mip_rel_gap: float = 1e-3, force_milp: bool = False) -> Plan:
+         time_limit: float = 10.0, mip_rel_gap: float = 1e-3, force_milp: bool = False,
+         targets: Mapping[int, Sequence[str]] | None = None) -> Plan:
     """Decide every workload in ``specs`` (id, spec) on ``offers`` under ``limits``; ``time_limit``
-    bounds the whole run (the solver gets what is left of it)."""
+    bounds the whole run (the solver gets what is left of it); ``targets``: the launch targets each
+    workload id may use (absent: any the offers carry)."""
     import time
 
     t0 = time.perf_counter()
-    pb = problem(specs, offers, limits, now=now, restart_hours=restart_hours, egress=egress)
+    pb = problem(specs, offers, limits, now=now, restart_hours=restart_hours, egress=egress, targets=targets)
     t1 = time.perf_counter()
     budget = max(time_limit - (t1 - t0) - 0.1 - 1e-6 * pb.candidates.height, 0.5)  # leave time to explain
     result = optimizer.solve(pb.workloads, pb.candidates, pb.resources, time_limit=budget,
@@ -100,7 +106,8 @@ def plan(specs: Sequence[tuple[int, WorkloadSpec]], offers: pl.DataFrame, limits
     seen = offers["observed_at"].drop_nulls() if "observed_at" in offers.columns else pl.Series([])
     return Plan(decisions, result, pb.candidates.height,
                 {"candidates": t1 - t0, "optimize": t2 - t1, "explain": t3 - t2}, now or datetime.now(UTC),
-                (seen.min(), seen.max()) if seen.len() else None)  # type: ignore[arg-type]
+                (seen.min(), seen.max()) if seen.len() else None,  # type: ignore[arg-type]
+                explain.cost_notes(pb.candidates, result, pb.offers))
 
 
 def _early_reasons(sf: pl.DataFrame, cands: pl.DataFrame, offers: pl.DataFrame) -> dict[int, str]:

@@ -1,5 +1,11 @@
 """``finops place``: read the queue, the latest offers, the month's spend and unused commitments, the
-capacity left; plan; record the decisions (with the prices used) in the ledger."""
+capacity left and what was learnt from earlier runs; plan; record the decisions (with the prices used) in
+the ledger.
+
+What was learnt (:mod:`finops.learning`) is applied to the offers here: a spot offer's interruption rate
+becomes the blend of its configured rate with the preemptions our runs met per hour on its (provider,
+region, family); an offer's compute and rework cost is multiplied by the correction learnt for its
+(provider, target kind, family), clamped to ``launch.correction_bounds``."""
 
 from __future__ import annotations
 
@@ -11,10 +17,10 @@ from typing import Any
 
 import polars as pl
 
+from finops import budgets, learning
 from finops import config as config_mod
 from finops import offers as offers_mod
 from finops.config import Config
-from finops.exprs import recode
 from finops.ledger import Ledger
 from finops.periods import month_bounds, month_hours_left
 from finops.placements import Decision, Unplaced
@@ -34,21 +40,8 @@ def usd_per(currency: str, cfg: Config, what: str) -> float:
 
 
 def team_spend(billing: pl.LazyFrame, cfg: Config, now: datetime) -> dict[str, float]:
-    """Month-to-date EffectiveCost per team (direct spend, by the allocation rules)."""
-    from finops.allocation import resolve, rules_from_config
-
-    rules = rules_from_config(cfg, "team")
-    cols = billing.collect_schema().names()
-    if "EffectiveCost" not in cols:
-        return {}
-    start = month_bounds(now)[0]
-    keep = [c for c in rules.columns if c in cols] + ["BillingCurrency"]
-    agg = (billing.filter((pl.col("ChargePeriodStart") >= start) & (pl.col("ChargePeriodStart") < now))
-           .group_by(keep).agg(pl.col("EffectiveCost").sum().cast(pl.Float64).alias("cost")).collect())
-    rates = {c: usd_per(c, cfg, "billing data in") for c in agg["BillingCurrency"].unique().drop_nulls()}
-    usd = agg.lazy().with_columns(pl.col("cost") * recode(pl.col("BillingCurrency"), rates, 1.0, pl.Float64))
-    owned = resolve(usd, rules).group_by("owner").agg(pl.col("cost").sum()).collect()
-    return {o: c for o, c in owned.iter_rows() if o is not None}
+    """Month-to-date EffectiveCost per team in USD (direct spend, by the allocation rules)."""
+    return budgets.team_spend(billing, cfg, now, usd=lambda c: usd_per(c, cfg, "billing data in"))
 
 
 def unused_commitments(billing: pl.LazyFrame, offers: pl.DataFrame, now: datetime) -> pl.DataFrame:
@@ -93,7 +86,10 @@ def gather(cfg: Config, store: Any, ledger: Ledger, now: datetime) -> tuple[pl.D
                                   rates=cfg.prices.rates)
     # spot is costed at no less than its recent level (a dip is not banked), from the price history
     lf = offers_mod.spot_risk(lf, offers_mod.spot_history(store, now=now, rates=cfg.prices.rates), now=now)
-    offers = candidates.prepare_offers(lf, blocked=pc.blocked, stale=pc.stale)
+    blocks = [(b.provider, b.region, b.instance_type, b.market, b.target) for b in ledger.blocks(now)]
+    offers = candidates.prepare_offers(lf, blocked=pc.blocked, stale=pc.stale, targets=cfg.launch.all_targets(),
+                                       blocks=blocks)
+    offers = learn(offers, ledger, cfg.launch)
     billing = store.scan("billing", {"billing_period": month_bounds(now)[0].strftime("%Y-%m")})
     spend = team_spend(billing, cfg, now)
     holding = ledger.holding(since=month_bounds(now)[0])
@@ -117,6 +113,44 @@ def gather(cfg: Config, store: Any, ledger: Ledger, now: datetime) -> tuple[pl.D
         capacity.append((lim.provider, lim.region, lim.accelerator, max(lim.limit - used, 0.0)))
     pools = unused_commitments(billing, offers, now)
     return offers, Limits(capacity, budgets, pools)
+
+
+def learn(offers: pl.DataFrame, ledger: Ledger, launch: config_mod.LaunchConfig) -> pl.DataFrame:
+    """``offers`` (prepared) with learnt interruption rates and cost corrections applied."""
+    seen = learning.observed(ledger.run_hours())
+    if seen:
+        spot = offers.filter(pl.col("market") == "spot").select(
+            "provider", "region", "instance_type", pl.col("interruption_rate").fill_null(0.0)).unique()
+        rows = []
+        for p, r, it, prior in spot.iter_rows():
+            obs = seen.get((p, r, learning.family(p, it)))
+            if obs is not None:
+                rows.append((p, r, it, learning.blend(prior, obs.hours, obs.preemptions,
+                                                      launch.interruption_prior_hours)))
+        rates = pl.DataFrame(rows, schema=["provider", "region", "instance_type", "interruption_rate"],
+                             orient="row")
+        offers = costing.with_learnt_rates(offers, rates)
+    learnt = learning.corrections(ledger.corrections(), launch.correction_bounds)
+    if learnt:
+        rows_c = []
+        for p, kind, it in offers.select("provider", "target_kind", "instance_type").unique().iter_rows():
+            got = learnt.get((p, kind, learning.family(p, it)))
+            if got is not None:
+                rows_c.append((p, kind, it, got.factor, got.note()))
+        factors = pl.DataFrame(rows_c, schema=["provider", "target_kind", "instance_type", "factor", "note"],
+                               orient="row")
+        offers = costing.with_corrections(offers, factors)
+    return offers
+
+
+def workload_targets(spec: WorkloadSpec, cfg: Config) -> tuple[list[str], list[str]]:
+    """The launch targets a workload may use — its spec's ``launch.targets``, else its team's
+    ``launch_targets``, else ``launch.default`` — and those of its spec's names that are not configured."""
+    known = cfg.launch.all_targets()
+    if spec.launch.targets:
+        return [t for t in spec.launch.targets if t in known], [t for t in spec.launch.targets if t not in known]
+    team = next((t for t in cfg.teams if t.name == spec.team), None)
+    return list(team.launch_targets if team and team.launch_targets else cfg.launch.default), []
 
 
 def _stale_note(cfg: Config, store: Any, now: datetime) -> str:
@@ -146,20 +180,30 @@ def place(cfg: Config, store: Any, ledger: Ledger, *, dry_run: bool = False, now
     refused: list[Decision] = [Unplaced(workload_id=u.id, name=u.name, team=u.team, reason=u.problem)
                                for u in unreadable]
     specs: list[tuple[int, WorkloadSpec]] = []
+    allowed: dict[int, list[str]] = {}
     for q in queued:
         team = teams(q.spec.team) if teams else q.spec.team
         if team is None:
             refused.append(Unplaced(workload_id=q.id, name=q.name, team=q.team,
                                     reason=f"{unknown_team(q.spec.team, cfg)}: cancel it (`finops queue cancel "
                                            f"{q.id}`) and queue it again with a configured team"))
-        else:
-            specs.append((q.id, q.spec if team == q.spec.team else q.spec.model_copy(update={"team": team})))
+            continue
+        spec = q.spec if team == q.spec.team else q.spec.model_copy(update={"team": team})
+        ok, unknown = workload_targets(spec, cfg)
+        if unknown:
+            refused.append(Unplaced(workload_id=q.id, name=q.name, team=q.team,
+                                    reason=f"launch.targets names unknown target(s) {', '.join(map(repr, unknown))} "
+                                           f"(configured: {', '.join(cfg.launch.all_targets())}): cancel it and "
+                                           "queue it again with configured targets"))
+            continue
+        specs.append((q.id, spec))
+        allowed[q.id] = ok
     offers, limits = gather(cfg, store, ledger, now)
     home = {**(home or {}), **{t.name: t.home_provider for t in cfg.teams if t.home_provider}}
     p = plan(specs, offers, limits, home=home, now=now,
              restart_hours=cfg.placement.restart_overhead_minutes / 60, egress=egress_rates(cfg),
              time_limit=cfg.placement.time_limit_seconds, mip_rel_gap=cfg.placement.mip_rel_gap,
-             force_milp=force_milp)
+             force_milp=force_milp, targets=allowed)
     stale = _stale_note(cfg, store, now)
     if stale:
         p.decisions = [replace(d, reason=d.reason + stale)
@@ -193,8 +237,13 @@ def demo(cfg: Config, store: Any, *, n: int = 200, seed: int = 0, teams: int = 6
     specs = [s for s in workloads(n, seed=seed, teams=names, now=now) if s.name not in active]
     if specs:
         ledger.add([(s, "demo") for s in specs])
+    return place(demo_config(cfg, names), store, ledger, now=now, home=homes)
+
+
+def demo_config(cfg: Config, teams: list[str]) -> Config:
+    """``cfg`` as the demo places with it: stale prices allowed (the shipped snapshot) and the generated
+    ``teams`` known beside any configured ones (the generated workloads are theirs)."""
     known = configured_teams(cfg)
-    extra = [config_mod.Team(name=n) for n in names if known is not None and known(n) is None]
-    relaxed = cfg.model_copy(update={"placement": cfg.placement.model_copy(update={"stale": "allow"}),
-                                     "teams": [*cfg.teams, *extra]})  # the generated teams are the demo's own
-    return place(relaxed, store, ledger, now=now, home=homes)
+    extra = [config_mod.Team(name=n) for n in teams if known is not None and known(n) is None]
+    return cfg.model_copy(update={"placement": cfg.placement.model_copy(update={"stale": "allow"}),
+                                  "teams": [*cfg.teams, *extra]})

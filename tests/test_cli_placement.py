@@ -104,10 +104,13 @@ def test_demo_queues_and_places_generated_workloads(tmp_path: Path) -> None:
     assert s["workloads"] == 200 and s["placed"] >= 150 and s["expected_cost"] > 0
     assert s["saving_vs_home_on_demand"] > 0
     states = [r["state"] for r in _queue(tmp_path)]
-    assert len(states) == 200 and states.count("placed") == s["placed"]
+    # Every placed workload was launched on the simulated cloud, and the trained ones ran to the end.
+    assert len(states) == 200 and res["launch"]["launched"] == s["placed"] and "done" in states
+    assert set(states) <= {"submitted", "running", "done", "queued", "placed", "failed"}
     again = json.loads(run(tmp_path, "demo", "--days", "3", "--teams", "3", "--json").stdout)["placement"]
     assert again["workloads"] == 200  # the demo re-plans its own workloads instead of piling up copies
-    assert [r["state"] for r in _queue(tmp_path)].count("cancelled") == 200
+    first = [r["state"] for r in _queue(tmp_path)][:200]
+    assert set(first) <= {"done", "cancelled", "failed"}  # what the first run launched was stopped
 
 
 def test_placements_shows_recorded_decisions_and_filters(home: Path) -> None:

@@ -152,5 +152,5 @@ def test_demo_writes_last_weeks_report(tmp_path: Path) -> None:
     assert named <= {"ml-research", "ml-platform", "unallocated"} and "ml-research" in named
     rec = pl.read_csv(next(f for f in files if f.name.endswith("-reconciliation.csv")))
     assert (rec["difference"] == 0).all()
-    text = run(tmp_path, "demo", "--days", "14", "--teams", "2").stdout
+    text = run(tmp_path, "demo", "--days", "14", "--teams", "2", "--once").stdout
     assert f"last week's chargeback: reports/chargeback-{Week.last_complete().label}/" in text

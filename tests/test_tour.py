@@ -133,15 +133,22 @@ def _check(command: str, proc: subprocess.CompletedProcess[str], home: Path) -> 
     elif command == "finops place --dry-run":
         assert re.search(r"[1-9]\d* placed", proc.stdout), proc.stdout  # the snapshot is placed on
         assert "days old" in proc.stdout  # ... and the plan says how old its prices are
+    elif command == "finops dispatch":
+        assert re.search(r"Dispatch: [1-9]\d* submitted", proc.stdout), proc.stdout
+        assert "dry run: recorded" in proc.stderr
+    elif command == "finops jobs":
+        assert "llm-finetune" in proc.stdout and "submitted" in proc.stdout
+    elif command == "finops reconcile":
+        assert "Reconciliation:" in proc.stdout
     elif command == "finops placements":
         assert "llm-finetune" in proc.stdout and "Recorded placements" in proc.stdout
-    elif command == "finops demo":
+    elif command == "finops demo --once":
         # finops.toml (from init) lists teams: the demo used them, wrote no file and says so
         assert "allocated by the teams in finops.toml" in proc.stdout
         assert not (home / "finops-demo.toml").exists()
 
 
-@pytest.mark.parametrize("command", ["finops init", "finops demo"])
+@pytest.mark.parametrize("command", ["finops init", "finops demo --once", "finops dispatch", "finops reconcile"])
 def test_tour_commands_are_finops_commands(command: str) -> None:
     assert command in [c for c, _ in tour_lines(README.read_text())]
 
@@ -170,7 +177,7 @@ def test_demo_writes_its_rules_to_finops_toml_and_the_report_reproduces(tmp_path
     # run again with other teams: the demo's own file is rewritten for them
     res = json.loads(_run(tmp_path, "demo", "--days", "14", "--teams", "2", "--json").stdout)
     assert res["config"] == "finops.toml" and "recsys" not in written.read_text()
-    text = _run(tmp_path, "demo", "--days", "14", "--teams", "2").stdout
+    text = _run(tmp_path, "demo", "--days", "14", "--teams", "2", "--once").stdout
     assert "are in finops.toml: `finops report chargeback` reproduces it" in text
 
 
@@ -186,12 +193,12 @@ def test_demo_never_overwrites_a_users_config(tmp_path: Path) -> None:
     assert 'url = "./data"' in demo_cfg and 'out = "./out"' in demo_cfg  # the rest of the user's settings kept
     again = json.loads(_run(tmp_path, "-c", "finops-demo.toml", "report", "chargeback", "--json").stdout)
     assert _teams_csv(again["files"], tmp_path) == _teams_csv(res["chargeback"], tmp_path)
-    text = _run(tmp_path, "demo", "--days", "14", "--teams", "2").stdout
+    text = _run(tmp_path, "demo", "--days", "14", "--teams", "2", "--once").stdout
     assert "`finops -c finops-demo.toml report chargeback` reproduces it" in text
     # a finops-demo.toml the demo did not write is refused before anything is done
     (tmp_path / "finops-demo.toml").write_text("# mine\n")
     (tmp_path / "demo-exports").rename(tmp_path / "old-exports")
-    proc = _run(tmp_path, "demo", "--days", "14", "--teams", "2", check=False)
+    proc = _run(tmp_path, "demo", "--days", "14", "--teams", "2", "--once", check=False)
     assert proc.returncode == 2 and "finops-demo.toml exists and was not written by `finops demo`" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert (tmp_path / "finops-demo.toml").read_text() == "# mine\n" and not (tmp_path / "demo-exports").exists()

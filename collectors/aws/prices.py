@@ -9,6 +9,15 @@ The collector makes three calls, each through a botocore paginator:
 - ``pricing.get_products``, one listing per instance type that covers every region, for the Linux,
   shared-tenancy, on-demand price per hour in USD. The Pricing API is served from us-east-1.
 
+SageMaker bills its ML instances at its own prices, not EC2's, so :func:`collect` also asks
+``pricing.get_products`` with ``ServiceCode="AmazonSageMaker"``, ``productFamily`` "ML Instance", per region
+and per ``component``: "Training" (training jobs, offers of service ``sagemaker``) and "Hosting" (real-time
+endpoints, service ``sagemaker-hosting``), for the ``ml.*`` instances of the same accelerated families.
+SageMaker managed spot training has no published per-hour price: its spot offer is *derived* as the
+training price × (EC2 spot / EC2 on-demand of the same instance type in that region — the mean over the
+region's zones, as SageMaker picks the zone), with source :data:`SAGEMAKER_SPOT_SOURCE`, and only where
+both EC2 prices are known. Endpoints have no spot market: hosting is on demand only.
+
 The caller builds the clients. Build them with :func:`client_config`, or let :func:`clients` do it.
 That config turns on botocore's *standard* retry mode, so botocore retries throttling
 (``ThrottlingException``, ``RequestLimitExceeded``) and 5xx answers itself. It backs off exponentially
@@ -54,6 +63,11 @@ ON_DEMAND_TERMS: dict[str, str] = {
 """The TERM_MATCH filters of every on-demand query, besides ``instanceType``."""
 SPOT_SOURCE = "aws:describe_spot_price_history"
 ON_DEMAND_SOURCE = "aws:pricing.get_products"
+SAGEMAKER_SOURCE = "aws:pricing.get_products:AmazonSageMaker"
+SAGEMAKER_SPOT_SOURCE = "derived:ec2-spot-ratio"
+"""Managed spot training: the training price scaled by the EC2 spot / on-demand ratio (no published price)."""
+SAGEMAKER_COMPONENTS: dict[str, str] = {"Training": "sagemaker", "Hosting": "sagemaker-hosting"}
+"""The AmazonSageMaker price-list ``component`` collected → the offer ``service`` it prices."""
 UNKNOWN_INSTANCE_TYPE = offers.FLAG_UNKNOWN_INSTANCE_TYPE
 DEFAULT_MAX_ATTEMPTS = 6
 PAGE_SIZE: dict[str, int] = {"describe_instance_types": 100, "describe_spot_price_history": 1000,
@@ -228,6 +242,35 @@ def _price(text: str | None) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class SageMakerQuote:
+    """The on-demand price of one SageMaker ML instance product (``instance_type`` with its ``ml.`` prefix)."""
+
+    region: str | None
+    instance_type: str | None
+    component: str | None
+    sku: str
+    price: str | None
+
+
+def parse_sagemaker_product(item: str | Mapping[str, Any]) -> SageMakerQuote:
+    """A ``PriceList`` item of ``get_products(ServiceCode="AmazonSageMaker")`` as its hourly USD price. The
+    instance is the ``instanceName`` attribute, else ``instanceType`` (which some products suffix with
+    ``-<component>``), else the part of ``usagetype`` after ``:`` (``USE1-Train:ml.p4d.24xlarge``)."""
+    q = parse_product(item)
+    doc = json.loads(item) if isinstance(item, str) else item
+    attrs = doc["product"].get("attributes") or {}
+    name = attrs.get("instanceName") or (attrs.get("instanceType") or "").split("-")[0]
+    if not name or name == "NA":
+        name = (attrs.get("usagetype") or "").rpartition(":")[2] or None
+    return SageMakerQuote(q.region, name, attrs.get("component"), q.sku, q.price)
+
+
+def _ml_family(instance_type: str) -> str:
+    """``ml.p4d.24xlarge`` → ``p4d``."""
+    return instance_type.removeprefix("ml.").split(".", 1)[0]
+
+
 # -- calls -----------------------------------------------------------------------------------------
 def _pages(client: PaginatingClient, call: str, where: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """The pages of a paginated call. A page that fails after botocore's retries raises OfferError."""
@@ -301,6 +344,24 @@ def on_demand_prices(pricing: PricingClient, instance_type: str, regions: Sequen
     return quotes
 
 
+def sagemaker_prices(pricing: PricingClient, region: str, component: str,
+                     families: Sequence[str] = DEFAULT_FAMILIES) -> list[SageMakerQuote]:
+    """The ``ml.*`` instance products of ``component`` ("Training" or "Hosting") in ``region``, for
+    ``families``."""
+    filters = [{"Type": "TERM_MATCH", "Field": f, "Value": v}
+               for f, v in (("productFamily", "ML Instance"), ("component", component), ("regionCode", region))]
+    wanted = set(families)
+    out = []
+    for page in _pages(pricing, "pricing.get_products", f"{PRICING_REGION}, AmazonSageMaker {component} {region}",
+                       ServiceCode="AmazonSageMaker", Filters=filters, FormatVersion="aws_v1"):
+        for item in page.get("PriceList", []):
+            q = parse_sagemaker_product(item)
+            if (q.region == region and q.component == component and q.instance_type
+                    and q.instance_type.startswith("ml.") and _ml_family(q.instance_type) in wanted):
+                out.append(q)
+    return out
+
+
 # -- rows ------------------------------------------------------------------------------------------
 def _row(spec: InstanceSpec, region: str, zone: str | None, market: str, price: float, *, source: str,
          sku: str | None, when: datetime, monthly: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
@@ -349,9 +410,10 @@ def _one_per_region(quotes: Sequence[OnDemandQuote], instance_type: str) -> dict
 def collect(client: Clients, regions: Sequence[str], *, observed_at: datetime | None = None,
             progress: Callable[[str], None] | None = None, families: Sequence[str] = DEFAULT_FAMILIES,
             instance_types: Sequence[str] = (),
-            interruption: Mapping[str, Mapping[str, float]] | None = None) -> pl.DataFrame:
+            interruption: Mapping[str, Mapping[str, float]] | None = None, sagemaker: bool = True) -> pl.DataFrame:
     """Spot and on-demand offers for the accelerated ``families`` in ``regions``, as an offer frame
-    (:func:`finops.offers.frame`).
+    (:func:`finops.offers.frame`): EC2's (service ``compute``) and, with ``sagemaker``, SageMaker's
+    (services ``sagemaker`` and ``sagemaker-hosting``; see the module's docstring).
 
     - ``client`` (:func:`make_client`): ``client.ec2_for(region)`` gives an EC2 client for the region,
       ``client.pricing`` is a Pricing client in us-east-1, both built with :func:`client_config`.
@@ -397,8 +459,54 @@ def collect(client: Clients, regions: Sequence[str], *, observed_at: datetime | 
         for region, (od_quote, value) in per_region.items():
             rows.append(_row(spec_of(itype), region, None, "on_demand", value, source=ON_DEMAND_SOURCE,
                              sku=od_quote.sku, when=when, monthly=monthly))
+    if sagemaker:
+        rows += _sagemaker_rows(client.pricing, regions, families, rows, spec_of, when=when, monthly=monthly, say=say)
     unknown = sorted({r["instance_type"] for r in rows if r["flag"] == UNKNOWN_INSTANCE_TYPE})
     if unknown:
         log.warning("aws %s: no instance spec for %s; kept, flagged %r", ", ".join(regions), ", ".join(unknown),
                     UNKNOWN_INSTANCE_TYPE)
-    return offers.frame(rows).sort("region", "instance_type", "market", "zone", nulls_last=False)
+    return offers.frame(rows).sort("region", "instance_type", "market", "zone", "service", nulls_last=False)
+
+
+def spot_ratios(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
+    """EC2 spot over on-demand per (region, instance type), the spot price the mean over the region's
+    zones, where both are known (EC2 rows of :func:`collect`)."""
+    od = {(r["region"], r["instance_type"]): r["price_per_hour"] for r in rows
+          if r["market"] == "on_demand" and r.get("service", offers.COMPUTE) == offers.COMPUTE}
+    spot: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        if r["market"] == "spot" and r.get("service", offers.COMPUTE) == offers.COMPUTE:
+            spot.setdefault((r["region"], r["instance_type"]), []).append(r["price_per_hour"])
+    return {k: sum(v) / len(v) / od[k] for k, v in spot.items() if od.get(k)}
+
+
+def _sagemaker_rows(pricing: PricingClient, regions: Sequence[str], families: Sequence[str],
+                    ec2_rows: Sequence[Mapping[str, Any]], spec_of: Callable[[str], InstanceSpec], *,
+                    when: datetime, monthly: Mapping[str, Mapping[str, float]],
+                    say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """SageMaker's offers: training and hosting on demand, and managed spot training derived from the EC2
+    spot ratio. The hardware of ``ml.<type>`` is EC2's ``<type>`` (``spec_of``)."""
+    ratios = spot_ratios(ec2_rows)
+    out = []
+    for region in regions:
+        for component, service in SAGEMAKER_COMPONENTS.items():
+            quotes = sagemaker_prices(pricing, region, component, families)
+            say(f"aws sagemaker {component.lower()} {region}: {len(quotes)} price(s)")
+            best: dict[str, tuple[SageMakerQuote, float]] = {}
+            for q in sorted(quotes, key=lambda q: q.sku):
+                value = _usable(q.price, f"aws {region} {q.instance_type} (sku {q.sku}) sagemaker {component}")
+                if value is not None and q.instance_type and (q.instance_type not in best
+                                                              or value < best[q.instance_type][1]):
+                    best[q.instance_type] = (q, value)
+            for ml, (q, value) in sorted(best.items()):
+                ec2_type = ml.removeprefix("ml.")
+                spec = replace(spec_of(ec2_type), instance_type=ml)
+                out.append(_row(spec, region, None, "on_demand", value, source=SAGEMAKER_SOURCE, sku=q.sku, when=when,
+                                monthly=monthly) | {"service": service})
+                ratio = ratios.get((region, ec2_type))
+                if service == "sagemaker" and ratio is not None:
+                    # the same machines as EC2 spot, so the family's interruption rate (keyed by the EC2 name)
+                    rate = offers.interruption_rate(PROVIDER, ec2_type, "spot", monthly)
+                    out.append(_row(spec, region, None, "spot", value * ratio, source=SAGEMAKER_SPOT_SOURCE, sku=q.sku,
+                                    when=when, monthly=monthly) | {"service": service, "interruption_rate": rate})
+    return out

@@ -6,8 +6,11 @@ region::
     $filter=serviceName eq 'Virtual Machines' and armRegionName eq '<region>' and priceType eq 'Consumption'
 
 answers every VM meter of the region, up to 1,000 items a page, with ``NextPageLink`` pointing at
-the next page. The link is followed exactly as given, never rebuilt from a host. Meters are
-classified as follows:
+the next page. The link is followed exactly as given, never rebuilt from a host.
+
+Azure Machine Learning has no price list of its own to collect: its compute clusters and instances are
+billed as the VMs they run on (no Azure ML surcharge), so an ``azureml`` launch target uses these VM
+offers (service ``compute``; see ``finops.offers.SERVICES``). Meters are classified as follows:
 
 - Windows products (``productName`` ends with ``" Windows"``) are skipped.
 - ``"Low Priority"`` meters are skipped. So are types other than ``Consumption``

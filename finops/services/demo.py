@@ -56,6 +56,118 @@ def generate(out: Path, *, rows: int | None = None, days: int = 90, teams: int =
     return paths
 
 
+SIMULATED = "simulated"
+"""The demo's launch target: a local simulated cloud (``placement/launchers/simulator.py``)."""
+
+
+@dataclass(frozen=True)
+class LaunchLoop:
+    """What the demo's launches did on the simulated cloud over ``days`` simulated days."""
+
+    days: int
+    launched: int
+    preempted: int
+    requeued: int
+    states: dict[str, int]
+    billed_rows: int
+    reconciliation: Any
+    """:class:`finops.reconcile.Reconciliation`: predicted against billed per workload, corrections learnt."""
+
+
+def with_simulator(cfg: Config) -> Config:
+    """``cfg`` launching on the simulated cloud only (the demo never launches on a real target): its state
+    beside a local store, one real minute a simulated hour (the demo advances its clock explicitly)."""
+    from finops.config import SimulatorTarget
+    from finops.services.launch import dry_run_folder
+
+    sim = SimulatorTarget(state=str((dry_run_folder(cfg).parent / "simulator").resolve()), speed=60.0)
+    launch = cfg.launch.model_copy(update={"targets": {**cfg.launch.targets, SIMULATED: sim}, "default": [SIMULATED]})
+    teams = [t.model_copy(update={"launch_targets": []}) for t in cfg.teams]
+    return cfg.model_copy(update={"launch": launch, "teams": teams})
+
+
+def launch_loop(cfg: Config, store: Any, *, days: int = 14, keep: bool = True,
+                progress: Progress = QUIET) -> LaunchLoop:
+    """Dispatch what is placed to the simulated cloud, then day by day: advance its clock, sync the jobs'
+    states (preempted spot runs go back to the queue and are placed and launched again), until nothing
+    runs or ``days`` pass; then ingest the bill it wrote (tagged with each launch) and reconcile it.
+    Unless ``keep``, what still runs (serving) is stopped first."""
+    from collectors.files import ingest
+    from finops.services import launch, reconcile
+    from placement.launchers import simulator
+
+    target = cfg.launch.target(SIMULATED)
+    assert isinstance(target, simulator.SimulatorTarget)
+    step = progress.start("launching the placed workloads on the simulated cloud")
+    first = launch.dispatch(cfg, place=False).report
+    launched = first.count("submitted") + first.count("adopted")
+    step.finish(f"launched {launched} workloads on the simulated cloud (tagged finops-team, finops-workload, "
+                "finops-placement)")
+    step = progress.start("running them (simulated days)", total=days)
+    preempted = requeued = day = 0
+    while day < days:
+        day += 1
+        simulator.advance(target, 24.0)
+        synced = launch.sync(cfg)
+        preempted += synced.count("preempted")
+        if any(s.workload_state == "queued" for s in synced.synced):
+            again = launch.dispatch(cfg).report  # re-placed (resuming from checkpoints) and launched again
+            requeued += again.count("submitted")
+        step.advance()
+        if not store_live(cfg):
+            break
+    states = launch_states(cfg)
+    step.finish(f"{day} simulated days: {preempted} spot preemptions, {requeued} relaunched; "
+                + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+    step = progress.start("ingesting the simulated cloud's bill")
+    files = [f for f in simulator.export_billing(target) if f.suffix in (".parquet", ".csv")]  # not manifests
+    rows = ingest(store, [str(f) for f in files], replace=True).rows if files else 0
+    step.finish(f"ingested {rows:,} billed rows carrying the launch tags")
+    if not keep:
+        stopped = stop_simulated(cfg)
+        step = progress.start("stopping")
+        step.finish(f"stopped the {stopped} simulated jobs still running: finops.toml does not name the "
+                    "simulated cloud, so later commands could not follow them")
+    step = progress.start("reconciling predicted against billed")
+    rec = reconcile.reconcile(cfg)
+    step.finish(f"reconciled {sum(1 for w in rec.workloads if w.billed is not None)} workloads; "
+                f"{len(rec.corrections)} corrections learnt")
+    return LaunchLoop(day, launched, preempted, requeued, states, rows, rec)
+
+
+def stop_simulated(cfg: Config) -> int:
+    """Cancel every live launch on the simulated cloud, on the simulator and in the ledger; how many."""
+    from finops.services.queue import ledger
+    from placement.launchers import simulator
+
+    led, target = ledger(cfg), cfg.launch.target(SIMULATED)
+    assert isinstance(target, simulator.SimulatorTarget)
+    client = simulator.make_client(target)
+    live = [x for x in led.launches(["pending", "running"]) if x.target == SIMULATED]
+    for x in live:
+        simulator.cancel(client, target, x.external_id)
+        state = led.get(x.workload_id).state
+        led.update_launch(x, "cancelled", message="stopped by finops demo",
+                          move=(state, "cancelled") if state in ("submitted", "running") else None)
+    return len(live)
+
+
+def store_live(cfg: Config) -> bool:
+    """Whether any launch is still pending or running (serving runs until stopped: it does not count)."""
+    from finops.services.launch import jobs
+
+    return any(r.workload.state in ("submitted", "running") and r.workload.kind == "train" for r in jobs(cfg).rows)
+
+
+def launch_states(cfg: Config) -> dict[str, int]:
+    from finops.services.launch import jobs
+
+    out: dict[str, int] = {}
+    for r in jobs(cfg).rows:
+        out[r.workload.state] = out.get(r.workload.state, 0) + 1
+    return out
+
+
 @dataclass(frozen=True)
 class DemoResult:
     store: str
@@ -69,6 +181,8 @@ class DemoResult:
     cheapest: list[dict[str, Any]]
     """The three cheapest 8× A100 spot offers."""
     report: list[Path]
+    loop: LaunchLoop | None = None
+    """The launch loop on the simulated cloud: launched, run, billed, reconciled."""
     config: Path | None = None
     """The configuration file the demo wrote with the rules its chargeback used (the generated
     organisation's teams, accounts and shared pool), so ``finops report chargeback`` (with ``-c``
@@ -115,23 +229,33 @@ def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Pa
     flagged = (f"; {len(catalog.problems):,} rows flagged and left out of placement "
                "(`finops prices import-catalog` lists them)" if catalog.problems else "")
     step.finish(f"{known:,} GPU/TPU offers known (catalog snapshot of {SNAPSHOT_DATE:%Y-%m-%d}{flagged})")
+    cfg = with_simulator(cfg)
+    stop_simulated(cfg)  # a demo run again re-plans its own workloads: what an earlier run launched stops
     step = progress.start("queueing 200 generated workloads and placing them")
     placed = plan_summary(placement_run.demo(cfg, store, seed=seed, teams=teams)[1])
     age = placed.get("price_age_hours")
     stale = f" on prices {age / 24:,.0f} days old (the shipped snapshot)" if age else ""
     step.finish(f"placed {placed['placed']} of {placed['workloads']} queued workloads, expected "
                 f"${placed['expected_cost']:,.0f}{stale} (`finops queue list`, `finops place`)")
+    from finops.generate import make_org
+
+    loop = launch_loop(placement_run.demo_config(cfg, [t.name for t in make_org(teams, seed).teams]), store,
+                       keep=target is not None, progress=progress)
     cheapest = offers.select(offers.latest_offers(store), offers.Query("A100", 8, "spot")).head(3).collect()
     report_cfg = cfg
     if target is not None:
-        from finops.generate import make_org
-
         report_cfg = demo_rules(cfg, make_org(teams, seed))
         write_config(report_cfg, target)
-    return DemoResult(store.url, result.rows, summarise(store.manifests("billing"), ("provider", "billing_period")),
+    # The generated organisation's bill, by provider and month; the simulated cloud's is the loop's own.
+    from finops.store import account_key
+    from placement.launchers.simulator import ACCOUNTS
+
+    simulated = {account_key(a) for a, _ in ACCOUNTS.values()}
+    bill = [m for m in store.manifests("billing") if m.partition.get("billing_account") not in simulated]
+    return DemoResult(store.url, result.rows, summarise(bill, ("provider", "billing_period")),
                       known, SNAPSHOT_DATE, placed,
                       cheapest.select("provider", "region", "instance_type", "price_per_hour").to_dicts(),
-                      demo_report(report_cfg), target, cfg.source)
+                      demo_report(report_cfg), loop, target, cfg.source)
 
 
 def demo_report(cfg: Config, teams: int | None = None, seed: int = 0) -> list[Path]:
@@ -216,7 +340,10 @@ def write_config(cfg: Config, path: Path) -> None:
 
 def config_dump(cfg: Config) -> dict[str, Any]:
     """``cfg`` as plain data: only what differs from the defaults (so the defaults stay the code's)."""
-    return cfg.model_dump(exclude_defaults=True, exclude_none=True)
+    data = cfg.model_dump(exclude_defaults=True, exclude_none=True)
+    for name, target in cfg.launch.targets.items():  # the discriminator, though a default, names the kind
+        data.setdefault("launch", {}).setdefault("targets", {}).setdefault(name, {})["kind"] = target.kind
+    return data
 
 
 # -- a small TOML writer (tomli-w is not a dependency): enough for a Config's plain data ---------------

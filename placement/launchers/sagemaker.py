@@ -269,8 +269,8 @@ def _call(sm: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
         return out
     except ClientError as e:
         raise _launch_error(e, operation) from None
-    except BotoCoreError as e:
-        raise LaunchError("permanent", str(e), call=operation) from None
+    except BotoCoreError as e:  # no answer (endpoint unreachable, no credentials): nothing was decided
+        raise LaunchError("unreachable", str(e), call=operation) from None
 
 
 def _pages(sm: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -281,8 +281,8 @@ def _pages(sm: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[st
             yield from page.get(key, [])
     except ClientError as e:
         raise _launch_error(e, operation) from None
-    except BotoCoreError as e:
-        raise LaunchError("permanent", str(e), call=operation) from None
+    except BotoCoreError as e:  # no answer (endpoint unreachable, no credentials): nothing was decided
+        raise LaunchError("unreachable", str(e), call=operation) from None
 
 
 def _launch_error(e: Any, operation: str) -> LaunchError:

@@ -13,6 +13,13 @@ It serves the real prices and specs of a catalog in SkyPilot's AWS layout (``tes
   "Linux/UNIX (Amazon VPC)" entry at another price sits beside it, as older accounts see.
 - The other columns become the instance spec.
 
+It also serves ``AmazonSageMaker`` "ML Instance" products in the real price-list shape (attributes
+``instanceName``, ``component``, ``usagetype`` such as ``USE1-Train:ml.p4d.24xlarge``, ``regionCode``, …):
+a "Training" and a "Hosting" product for each GPU instance the catalog prices on demand, at the EC2 price ×
+:data:`SAGEMAKER_MARKUP` (SageMaker's list price for ml.p4d.24xlarge in us-east-1, $37.688, is 1.15 × EC2's
+$32.7726), plus a CPU "Training" product and a "Notebook" product that a GPU collector must leave out.
+``set_sagemaker`` overrides one price.
+
 The zone named ``…-azN`` is the N-th letter of the region (``use1-az3`` is ``us-east-1c``). The SKUs are
 stable hashes, because the catalog has none.
 
@@ -55,6 +62,8 @@ LOCATIONS = {"us-east-1": "US East (N. Virginia)", "us-east-2": "US East (Ohio)"
              "eu-west-2": "EU (London)",
              "eu-central-1": "EU (Frankfurt)", "ap-northeast-1": "Asia Pacific (Tokyo)"}
 USAGE_PREFIX = {"us-east-1": "", "us-west-2": "USW2-", "eu-west-1": "EU-", "us-east-2": "USE2-"}
+SAGEMAKER_MARKUP = Decimal("1.15")
+SAGEMAKER_USAGE = {"Training": "Train", "Hosting": "Host", "Notebook": "Notebk"}
 _THROTTLE = {"GetProducts": "ThrottlingException"}
 _UNAVAILABLE = {"GetProducts": "ServiceUnavailableException"}
 _INTERNAL = {"GetProducts": "InternalErrorException"}
@@ -144,6 +153,15 @@ class AWSPricesFake:
                                                        for r in self.rows if r.price}
         self._spot: dict[tuple[str, str, str], str] = {(r.region, r.az_id, r.instance_type): r.spot_price
                                                        for r in self.rows if r.spot_price}
+        self._sagemaker: dict[tuple[str, str, str], str] = {}
+        for (region, itype), price in sorted(self._on_demand.items()):
+            if _is_number(price) and itype.startswith(("p", "g")):
+                ml_price = str((Decimal(price) * SAGEMAKER_MARKUP).quantize(Decimal("0.0001")))
+                for component in ("Training", "Hosting"):
+                    self._sagemaker[(region, f"ml.{itype}", component)] = ml_price
+        for region in {r.region for r in self.rows}:
+            self._sagemaker[(region, "ml.m5.xlarge", "Training")] = "0.23"
+            self._sagemaker[(region, "ml.g5.xlarge", "Notebook")] = "1.41"
         self._faults: dict[str, _Faults] = {a: _Faults() for a in ACTIONS}
         self._lock = threading.Lock()
         self._server: LocalServer | None = None
@@ -172,6 +190,14 @@ class AWSPricesFake:
         """Serve ``price`` as the current spot price in the zone named ``zone`` (``us-east-1a``)."""
         az_id = next(k[1] for k in self._spot if k[0] == region and az_name(region, k[1]) == zone)
         self._spot[(region, az_id, instance_type)] = price
+
+    def set_sagemaker(self, region: str, instance_name: str, component: str, price: str) -> None:
+        """Serve ``price`` for the SageMaker ``component`` ("Training", "Hosting") of ``instance_name``."""
+        self._sagemaker[(region, instance_name, component)] = price
+
+    def sagemaker_prices(self) -> dict[tuple[str, str, str], str]:
+        """(region, ml instance, component) → the price text served."""
+        return dict(self._sagemaker)
 
     def hide_spec(self, *instance_types: str) -> None:
         """Leave these types out of DescribeInstanceTypes, while their prices are still served."""
@@ -321,9 +347,12 @@ class AWSPricesFake:
                 and (not zone or e["zone"] == zone) and (end is None or e["ts"] <= end)]
 
     def _get_products(self, req: Mapping[str, Any]) -> list[Any]:
+        filters = req.get("Filters") or []
+        if req.get("ServiceCode") == "AmazonSageMaker":
+            products = [_sagemaker_product(r, i, c, p) for (r, i, c), p in sorted(self._sagemaker.items())]
+            return [p for p in products if all(_term_matches(p, f) for f in filters)]
         if req.get("ServiceCode") != "AmazonEC2":
             return []
-        filters = req.get("Filters") or []
         return [p for p in self._products() if all(_term_matches(p, f) for f in filters)]
 
 
@@ -363,9 +392,38 @@ def _product(region: str, itype: str, spec: CatalogRow | None, capacity: str, us
     }
 
 
+def _sagemaker_product(region: str, instance: str, component: str, price: str) -> dict[str, Any]:
+    """An AmazonSageMaker "ML Instance" product in aws_v1 format, with the attributes the real ones carry."""
+    sku = hashlib.sha256(f"sagemaker/{region}/{instance}/{component}".encode()).hexdigest()[:16].upper()
+    prefix = {"us-east-1": "USE1-"}.get(region, USAGE_PREFIX.get(region, region.upper() + "-"))
+    attrs = {
+        "location": LOCATIONS.get(region, region), "locationType": "AWS Region", "regionCode": region,
+        "instanceName": instance, "instanceType": instance, "component": component,
+        "platoinstancetype": component, "platoinstancename": instance,
+        "usagetype": f"{prefix}{SAGEMAKER_USAGE.get(component, component)}:{instance}", "operation": "RunInstance",
+        "servicecode": "AmazonSageMaker", "servicename": "Amazon SageMaker", "currentGeneration": "yes",
+        "vCpu": "N/A", "physicalCpu": "N/A", "physicalGpu": "N/A", "gpu": "N/A", "gpuMemory": "N/A",
+        "memory": "N/A", "processorArchitecture": "64-bit",
+    }
+    rate = f"{sku}.JRTCKXETXF.6YS6EN2CT7"
+    text = _price_text(price) if _is_number(price) else price
+    return {
+        "product": {"productFamily": "ML Instance", "attributes": attrs, "sku": sku},
+        "serviceCode": "AmazonSageMaker",
+        "terms": {"OnDemand": {f"{sku}.JRTCKXETXF": {
+            "priceDimensions": {rate: {
+                "unit": "Hrs", "endRange": "Inf", "beginRange": "0", "appliesTo": [], "rateCode": rate,
+                "description": f"${text} per {component} {instance} hour in {LOCATIONS.get(region, region)}",
+                "pricePerUnit": {"USD": text}}},
+            "sku": sku, "effectiveDate": "2026-04-01T00:00:00Z", "offerTermCode": "JRTCKXETXF", "termAttributes": {}}}},
+        "version": "20260401000000", "publicationDate": "2026-04-01T00:00:00Z",
+    }
+
+
 def _term_matches(product: Mapping[str, Any], flt: Mapping[str, str]) -> bool:
     attrs = {k.lower(): v for k, v in product["product"]["attributes"].items()}
     attrs["sku"] = product["product"]["sku"]
+    attrs["productfamily"] = product["product"].get("productFamily", "")
     value = attrs.get(str(flt.get("Field", "")).lower())
     want = str(flt.get("Value", ""))
     kind = flt.get("Type", "TERM_MATCH")

@@ -202,3 +202,76 @@ def test_a_dispatcher_killed_between_submit_and_ledger_write_is_repaired_by_the_
     names = [r["name"] for r in dry_run.Client(records.parent).records()]
     assert len(names) == len(set(names)) == 2  # each job once
     assert [w.state for w in led.list()] == ["submitted", "submitted"]
+
+
+# -- on the simulated cloud ----------------------------------------------------------------------------
+def _simulated(home: Path, capacity: list[str] | None = None) -> str:
+    return f"""
+[launch]
+default = ["sim"]
+[launch.targets.sim]
+kind = "simulator"
+state = "{home / 'sim'}"
+speed = 0.001
+capacity_errors = {capacity or []}
+"""
+
+
+def test_a_capacity_answer_blocks_the_offer_and_the_workload_is_placed_on_the_next_best(home: Path) -> None:
+    cfg = _config(home, _simulated(home))
+    queue.add(cfg, [home / "q.yaml"])
+    first = {x.name: x.submissions[0].instance_type for x in launch.dispatch(cfg, dry_run=True).report.launched}
+    refused = first["pretrain"]
+    cfg = _config(home, _simulated(home, [refused]))
+    rep = launch.dispatch(cfg).report
+    led = Ledger(cfg.ledger_url())
+    pre = next(w for w in led.list() if w.name == "pretrain")
+    assert pre.state == "submitted" and rep.rounds == 2
+    [lau] = led.launches(workload_ids=[pre.id])
+    assert lau.instance_type != refused
+    assert [(b.instance_type, b.target) for b in led.blocks()] == [(refused, "sim")]
+    moves = [(t.old_state, t.new_state) for t in led.history(pre.id)]
+    assert moves == [("queued", "placed"), ("placed", "queued"), ("queued", "placed"), ("placed", "submitted")]
+    assert "capacity" in (led.history(pre.id)[1].error or "")
+    # The block holds for the next placement too: nothing goes back to the refused offer meanwhile.
+    assert all(leg.instance_type != refused for r in led.placements([pre.id])[1:]
+               for leg in r.decision.legs)  # type: ignore[union-attr]
+
+
+def test_a_spot_preemption_requeues_the_workload_and_teaches_the_interruption_rate(home: Path) -> None:
+    from finops.learning import blend, family
+    from placement.launchers import simulator
+
+    many = "workloads:\n" + "".join(
+        f"  - {{name: long-{i}, team: nlp, accelerators: {{name: A100, count: 8}}, runtime_hours: 6000, "
+        f"spot: required, checkpoint_minutes: 30}}\n" for i in range(3))
+    (home / "q.yaml").write_text(many)
+    cfg = _config(home, _simulated(home))
+    queue.add(cfg, [home / "q.yaml"])
+    launch.dispatch(cfg)
+    led = Ledger(cfg.ledger_url())
+    before = {r.decision.workload_id: r.decision.legs[0] for r in led.placements()}  # type: ignore[union-attr]
+    target = cfg.launch.target("sim")
+    simulator.advance(target, 7000)  # type: ignore[arg-type]  (the catalog rates are ~1 per 2,000 hours)
+    rep = launch.sync(cfg)
+    preempted = [s for s in rep.synced if s.state == "preempted"]
+    assert preempted, "no run was preempted in 7,000 simulated hours of three spot machines"
+    for s in preempted:
+        assert s.workload_state == "queued" and led.get(s.launch.workload_id).state == "queued"
+        assert led.launches(workload_ids=[s.launch.workload_id])[0].preemptions == 1
+    runs = {(r.provider, r.region, r.family): r for r in led.run_hours()}
+    assert sum(r.preemptions for r in runs.values()) == len(preempted)
+    assert all(r.hours > 0 for r in runs.values())
+    # The next placement of a preempted workload costs its offer at the blended rate.
+    s = preempted[0]
+    old = before[s.launch.workload_id]
+    launch.dispatch(cfg)
+    latest = led.placements([s.launch.workload_id])[-1].decision
+    leg = latest.legs[0]  # type: ignore[union-attr]
+    key = (leg.provider, leg.region, family(leg.provider, leg.instance_type))
+    if key == (old.provider, old.region, family(old.provider, old.instance_type)):
+        r = runs[key]
+        prior = old.interruption_rate or 0.0
+        assert leg.interruption_rate == pytest.approx(blend(prior, r.hours, r.preemptions,
+                                                            cfg.launch.interruption_prior_hours))
+    assert led.get(s.launch.workload_id).state == "submitted" and led.get(s.launch.workload_id).attempt == 2

@@ -336,7 +336,7 @@ def test_an_unreachable_endpoint_is_a_launch_error_not_a_traceback(target: SageM
     c = sagemaker.make_client(target.model_copy(update={"endpoint_url": url}))
     with pytest.raises(LaunchError) as e:
         sagemaker.submit(c, target, sub())
-    assert (e.value.kind, e.value.call) == ("permanent", "DescribeTrainingJob")
+    assert (e.value.kind, e.value.call) == ("unreachable", "DescribeTrainingJob")
 
 
 @pytest.mark.parametrize(("over", "missing"), [({"image": None}, "no image"), ({"command": []}, "no command")])

@@ -78,12 +78,12 @@ def run(fake: AWSPricesFake, regions: tuple[str, ...] = REGIONS, **kw: object) -
 
 
 def on_demand(df: pl.DataFrame) -> dict[tuple[str, str], float]:
-    rows = df.filter(pl.col("market") == "on_demand").iter_rows(named=True)
+    rows = df.filter((pl.col("market") == "on_demand") & (pl.col("service") == "compute")).iter_rows(named=True)
     return {(r["region"], r["instance_type"]): r["price_per_hour"] for r in rows}
 
 
 def spot(df: pl.DataFrame) -> dict[tuple[str, str, str], float]:
-    rows = df.filter(pl.col("market") == "spot").iter_rows(named=True)
+    rows = df.filter((pl.col("market") == "spot") & (pl.col("service") == "compute")).iter_rows(named=True)
     return {(r["region"], r["zone"], r["instance_type"]): r["price_per_hour"] for r in rows}
 
 
@@ -91,7 +91,7 @@ def spot(df: pl.DataFrame) -> dict[tuple[str, str, str], float]:
 def test_on_demand_prices_are_the_catalog_prices(fake: AWSPricesFake) -> None:
     df = run(fake)
     assert on_demand(df) == expected_on_demand()
-    od = df.filter(pl.col("market") == "on_demand")
+    od = df.filter((pl.col("market") == "on_demand") & (pl.col("service") == "compute"))
     # The Used product, not the capacity reservations beside it (Allocated is priced 0).
     assert all(r["sku"] == sku_for(r["region"], r["instance_type"]) for r in od.iter_rows(named=True))
     assert od["zone"].null_count() == od.height
@@ -103,7 +103,7 @@ def test_spot_prices_are_the_catalog_prices_per_zone(fake: AWSPricesFake) -> Non
     df = run(fake)
     # Newest per zone: the three-day-old "Linux/UNIX (Amazon VPC)" entries (10% dearer) lose.
     assert spot(df) == expected_spot()
-    sp = df.filter(pl.col("market") == "spot")
+    sp = df.filter((pl.col("market") == "spot") & (pl.col("service") == "compute"))
     assert set(sp["source"]) == {"aws:describe_spot_price_history"}
     assert sp["sku"].null_count() == sp.height
     for r in sp.iter_rows(named=True):
@@ -253,3 +253,43 @@ def test_client_config_uses_botocore_standard_retries() -> None:
     pricing = prices.make_client(session=boto3.session.Session(), config=cfg).pricing
     assert pricing.meta.region_name == "us-east-1"
     assert pricing.meta.config.retries["mode"] == "standard"
+
+
+# -- SageMaker -------------------------------------------------------------------------------------
+def test_sagemaker_training_and_hosting_prices_are_the_price_list_s(fake: AWSPricesFake) -> None:
+    fake.set_sagemaker("us-east-1", "ml.p4d.24xlarge", "Hosting", "38.5")
+    df = run(fake)
+    served = {k: float(v) for k, v in fake.sagemaker_prices().items()
+              if k[2] in ("Training", "Hosting") and k[1] != "ml.m5.xlarge"
+              and k[1].removeprefix("ml.").split(".")[0] in prices.DEFAULT_FAMILIES}
+    sm = df.filter(pl.col("service").is_in(["sagemaker", "sagemaker-hosting"]) & (pl.col("market") == "on_demand"))
+    got = {(r["region"], r["instance_type"], "Training" if r["service"] == "sagemaker" else "Hosting"):
+           r["price_per_hour"] for r in sm.iter_rows(named=True)}
+    assert got == served and got[("us-east-1", "ml.p4d.24xlarge", "Hosting")] == 38.5
+    assert got[("us-east-1", "ml.p4d.24xlarge", "Training")] != 38.5
+    assert set(sm["source"]) == {prices.SAGEMAKER_SOURCE}
+    # the ml instance has its EC2 twin's hardware; CPU and notebook products are left out
+    p4d = sm.filter(pl.col("instance_type") == "ml.p4d.24xlarge").row(0, named=True)
+    assert (p4d["accelerator_name"], p4d["accelerator_count"]) == ("A100-40GB", 8.0)
+    assert not sm.filter(pl.col("instance_type") == "ml.m5.xlarge").height
+    asked = [r.params for r in fake.calls("GetProducts") if r.params.get("ServiceCode") == "AmazonSageMaker"]
+    assert {(f["Field"], f["Value"]) for p in asked for f in p["Filters"]} >= {
+        ("productFamily", "ML Instance"), ("component", "Training"), ("component", "Hosting")}
+
+
+def test_sagemaker_spot_training_is_derived_from_the_ec2_spot_ratio(fake: AWSPricesFake) -> None:
+    df = run(fake)
+    ec2 = df.filter(pl.col("service") == "compute")
+    sm = df.filter(pl.col("service") == "sagemaker")
+    derived = sm.filter(pl.col("market") == "spot")
+    assert derived.height and set(derived["source"]) == {"derived:ec2-spot-ratio"}
+    assert df.filter((pl.col("service") == "sagemaker-hosting") & (pl.col("market") == "spot")).is_empty()
+    for r in derived.iter_rows(named=True):
+        ec2_type = r["instance_type"].removeprefix("ml.")
+        mine = ec2.filter((pl.col("region") == r["region"]) & (pl.col("instance_type") == ec2_type))
+        ratio = (mine.filter(pl.col("market") == "spot")["price_per_hour"].mean()
+                 / mine.filter(pl.col("market") == "on_demand")["price_per_hour"].item())
+        train = sm.filter((pl.col("region") == r["region"]) & (pl.col("instance_type") == r["instance_type"])
+                          & (pl.col("market") == "on_demand"))["price_per_hour"].item()
+        assert r["price_per_hour"] == pytest.approx(train * ratio) and r["zone"] is None
+        assert r["interruption_rate"] == offers.interruption_rate("aws", ec2_type, "spot")
