@@ -1,12 +1,19 @@
-"""Benchmark of the launch loop's bill side: reconciling N workloads against a billing table of M rows.
+"""Benchmarks of the launch loop: dispatching N placed workloads, and reconciling N workloads against a
+billing table of M rows.
 
+    python bench/dispatch.py dispatch [--workloads 1000]
     python bench/dispatch.py reconcile [--rows 50000000] [--workloads 10000] [--dir bench/out/reconcile]
+
+``dispatch``: the shipped catalog in a fresh store, N generated workloads queued and placed, then
+``finops dispatch`` (launch only) timed against each target — ``dry_run``, the simulated cloud, and a
+Kubernetes API server on loopback (``tests/fakes/kubernetes.py``, through the real client) — each in a
+fresh process; a second dispatch (nothing left to launch) and a ``jobs sync`` of every launch are timed too.
 
 Builds (once, kept in ``--dir``) Parquet files of FOCUS ``Tags`` / ``BilledCost`` / ``ResourceId`` / charge
 period rows — a tenth of them carrying a ``finops-placement`` tag of one of the workloads, the rest other
 teams' tags — then, each in a fresh process so VmHWM is its own, times :func:`finops.reconcile.reconcile`
 over a scan of them and a bare filter + group-by over the same rows, printing one JSON line each and the
-ratio. (The dispatching part is added beside :func:`reconcile_bench`.)
+ratio.
 """
 
 from __future__ import annotations
@@ -123,18 +130,94 @@ def reconcile_bench(rows: int, workloads: int, folder: Path) -> list[dict[str, A
     return results
 
 
+# -- dispatching ------------------------------------------------------------------------------------
+GKE_POOLS = ["a2-highgpu-1g", "a2-highgpu-2g", "a2-highgpu-4g", "a2-highgpu-8g", "a2-ultragpu-1g", "a2-ultragpu-8g",
+             "a3-highgpu-8g", "g2-standard-4", "g2-standard-8", "g2-standard-24", "g2-standard-48",
+             "n1-standard-8", "n1-highmem-8"]
+
+
+def dispatch_child(kind: str, workloads: int) -> dict[str, Any]:
+    """In a fresh process: place ``workloads`` generated workloads for target ``kind`` and time the launch."""
+    import tempfile
+    import tomllib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fakes: the loopback servers
+    from finops.config import parse
+    from finops.generate.workloads import DEFAULT_TEAMS
+    from finops.generate.workloads import workloads as generated
+    from finops.ledger import Ledger
+    from finops.services import launch, queue
+    from finops.services.prices import import_catalog
+
+    home = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
+    fake = None
+    extra = ""
+    if kind == "simulator":
+        extra = f'[launch.targets.t]\nkind = "simulator"\nstate = "{home / "sim"}"\nspeed = 0.001\n'
+    elif kind == "kubernetes":
+        from tests.fakes.kubernetes import KubernetesFake
+
+        fake = KubernetesFake().__enter__()
+        kube = fake.kubeconfig(home / "kubeconfig", context="bench")
+        pools = ", ".join(f'{{ instance_type = "{t}", spot = {str(spot).lower()} }}'
+                          for t in GKE_POOLS for spot in (False, True))
+        extra = (f'[launch.targets.t]\nkind = "kubernetes"\nprovider = "gcp"\nregion = "us-central1"\n'
+                 f'kubeconfig = "{kube}"\ncontext = "bench"\nnode_pools = [{pools}]\n')
+    default = "dry_run" if kind == "dry_run" else "t"
+    text = (f'[store]\nurl = "{home / "data"}"\n[placement]\nstale = "allow"\n[launch]\ndefault = ["{default}"]\n'
+            + extra)
+    cfg = parse(tomllib.loads(text), str(home / "finops.toml"))
+    import_catalog(cfg)
+    specs = generated(workloads, seed=1, teams=list(DEFAULT_TEAMS))
+    image = {"image": "ghcr.io/acme/train:1", "command": ["python", "train.py"]}
+    Ledger(cfg.ledger_url()).add([(s.model_copy(update={"launch": s.launch.model_copy(update=image),
+                                                         "regions": [], "residency": [], "dataset": None,
+                                                         "providers": []}), "bench") for s in specs])
+    t0 = time.perf_counter()
+    queue.place(cfg)
+    t1 = time.perf_counter()
+    rep = launch.dispatch(cfg, place=False).report
+    t2 = time.perf_counter()
+    again = launch.dispatch(cfg, place=False).report
+    t3 = time.perf_counter()
+    synced = launch.sync(cfg)
+    t4 = time.perf_counter()
+    if fake is not None:
+        fake.__exit__(None, None, None)
+    launched = rep.count("submitted")
+    return {"part": "dispatch", "target": kind, "workloads": workloads, "placed": len(rep.launched),
+            "launched": launched, "place_seconds": round(t1 - t0, 2), "dispatch_seconds": round(t2 - t1, 2),
+            "per_launch_ms": round((t2 - t1) / max(launched, 1) * 1000, 2), "again_seconds": round(t3 - t2, 2),
+            "again_launched": len(again.launched), "sync_seconds": round(t4 - t3, 2),
+            "synced": len(synced.synced), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def dispatch_bench(workloads: int) -> list[dict[str, Any]]:
+    out = []
+    for kind in ("dry_run", "simulator", "kubernetes"):
+        proc = subprocess.run([sys.executable, __file__, "--dispatch-child", kind, str(workloads)],
+                              capture_output=True, text=True, check=True)
+        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(run_child(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--dispatch-child":
+        print(json.dumps(dispatch_child(sys.argv[2], int(sys.argv[3]))))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("part", choices=["reconcile"])
+    ap.add_argument("part", choices=["dispatch", "reconcile"])
     ap.add_argument("--rows", type=int, default=50_000_000)
-    ap.add_argument("--workloads", type=int, default=10_000)
+    ap.add_argument("--workloads", type=int, default=None, help="default: 1,000 to dispatch, 10,000 to reconcile")
     ap.add_argument("--dir", type=Path, default=Path(__file__).parent / "out" / "reconcile")
     a = ap.parse_args()
-    for r in reconcile_bench(a.rows, a.workloads, a.dir):
-        print(json.dumps(r))
+    results = (dispatch_bench(a.workloads or 1000) if a.part == "dispatch"
+               else reconcile_bench(a.rows, a.workloads or 10_000, a.dir))
+    for r in results:
+        print(json.dumps(r), flush=True)
 
 
 if __name__ == "__main__":

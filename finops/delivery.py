@@ -70,6 +70,11 @@ def send_email(cb: Chargeback, cfg: EmailConfig, attachments: Sequence[Path] = (
         ctype, _ = mimetypes.guess_type(p.name)
         main, sub = (ctype or "application/octet-stream").split("/", 1)
         msg.add_attachment(p.read_bytes(), maintype=main, subtype=sub, filename=p.name)
+    _smtp_send(msg, cfg, timeout)
+
+
+def _smtp_send(msg: EmailMessage, cfg: EmailConfig, timeout: float) -> None:
+    """Send ``msg`` through ``cfg``'s server: TLS as configured, never a login in clear."""
     user, password = _env(cfg.username_env, "reports.email"), _env(cfg.password_env, "reports.email")
     where = f"SMTP {cfg.host}:{cfg.port}"
     context = ssl.create_default_context(cafile=cfg.ca_file)
@@ -144,28 +149,7 @@ def send_text(subject: str, body: str, cfg: EmailConfig, timeout: float = 30) ->
     msg = EmailMessage()
     msg["Subject"], msg["From"], msg["To"] = subject, cfg.sender, ", ".join(cfg.to)
     msg.set_content(body)
-    user, password = _env(cfg.username_env, "reports.email"), _env(cfg.password_env, "reports.email")
-    where = f"SMTP {cfg.host}:{cfg.port}"
-    context = ssl.create_default_context(cafile=cfg.ca_file)
-    try:
-        with (smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=timeout, context=context) if cfg.ssl
-              else smtplib.SMTP(cfg.host, cfg.port, timeout=timeout)) as smtp:
-            if cfg.starttls and not cfg.ssl:
-                smtp.ehlo()
-                if smtp.has_extn("starttls"):
-                    smtp.starttls(context=context)
-                elif user:
-                    raise DeliveryError(f"{where}: the server offers no STARTTLS; refusing to send the login "
-                                        "in clear (set starttls = false only for a local relay)")
-            if user:
-                smtp.login(user, password or "")
-            refused = smtp.send_message(msg)
-    except DeliveryError:
-        raise
-    except (OSError, smtplib.SMTPException) as e:
-        raise DeliveryError(f"{where}: {type(e).__name__}: {e}") from None
-    if refused:
-        raise DeliveryError(f"{where}: recipients refused: {', '.join(refused)}")
+    _smtp_send(msg, cfg, timeout)
 
 
 def post_text(body: str, cfg: WebhookConfig, timeout: float = 15) -> None:

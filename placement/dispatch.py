@@ -107,7 +107,13 @@ def submissions(cfg: Config, w: QueuedWorkload, rec: Recorded) -> list[tuple[str
 
 
 # -- launch ----------------------------------------------------------------------------------------
-def launch(cfg: Config, ledger: Ledger, clients: Clients, *, now: datetime | None = None) -> list[Launched]:
+Offered = Callable[[Leg], bool]
+"""Whether a leg's offer is still in the price list (a placement made on an offer since withdrawn is
+re-placed, not launched)."""
+
+
+def launch(cfg: Config, ledger: Ledger, clients: Clients, *, now: datetime | None = None,
+           offered: Offered | None = None) -> list[Launched]:
     """Launch every placed workload (one pass; :func:`dispatch` repeats it after re-placing)."""
     now = now or datetime.now(UTC)
     down: dict[str, str] = {}  # targets found unreachable in this pass: not asked again for each workload
@@ -117,6 +123,11 @@ def launch(cfg: Config, ledger: Ledger, clients: Clients, *, now: datetime | Non
         gone = sorted(names & set(down))
         if gone:
             out.append(Launched(w.id, w.name, w.team, "not launched", gone[0], message=down[gone[0]]))
+            continue
+        gone_offer = next((leg for leg in rec.decision.legs if offered is not None and not offered(leg)), None) \
+            if isinstance(rec.decision, Placed) else None
+        if gone_offer is not None:
+            out.append(_withdrawn(cfg, ledger, w, rec, gone_offer))
             continue
         got = _launch_one(cfg, ledger, clients, w, rec, now)
         if got.outcome == "not launched":
@@ -174,6 +185,17 @@ def _refused(cfg: Config, ledger: Ledger, w: QueuedWorkload, rec: Recorded, e: L
         return Launched(w.id, w.name, w.team, "skipped", first, message=str(c))
 
 
+def _withdrawn(cfg: Config, ledger: Ledger, w: QueuedWorkload, rec: Recorded, leg: Leg) -> Launched:
+    """A placement whose offer is no longer offered: back to the queue, to be placed on what is."""
+    msg = (f"offer withdrawn: {leg.provider} {leg.region} {leg.instance_type} {leg.market} is no longer in "
+           "the price list; placed again")
+    try:
+        ledger.transition(w.id, "placed", "queued", error=msg)
+    except LedgerConflict as e:
+        return Launched(w.id, w.name, w.team, "skipped", target_name(cfg, leg), message=str(e))
+    return Launched(w.id, w.name, w.team, "requeued", target_name(cfg, leg), message=msg)
+
+
 def _leg_of(rec: Recorded, i: int) -> Leg:
     d = rec.decision
     assert isinstance(d, Placed)
@@ -214,14 +236,15 @@ def preview(cfg: Config, ledger: Ledger, decisions: Iterable[Any]) -> list[Launc
 
 
 def dispatch(cfg: Config, ledger: Ledger, clients: Clients, place: Callable[[], Any], *,
-             now: datetime | None = None) -> DispatchReport:
-    """Place, then launch; after capacity answers, place the re-queued workloads again (the blocked
-    offers left out) and launch them, up to ``launch.max_rounds`` rounds."""
+             now: datetime | None = None, offered: Callable[[], Offered | None] = lambda: None) -> DispatchReport:
+    """Place, then launch; after capacity answers (or offers withdrawn), place the re-queued workloads again
+    (the blocked offers left out) and launch them, up to ``launch.max_rounds`` rounds. ``offered`` gives,
+    each round, the test of whether an offer is still listed (None: not checked)."""
     report = DispatchReport()
     for _ in range(cfg.launch.max_rounds):
         place()
         report.rounds += 1
-        got = launch(cfg, ledger, clients, now=now)
+        got = launch(cfg, ledger, clients, now=now, offered=offered())
         report.launched = [x for x in report.launched if x.workload_id not in {g.workload_id for g in got}] + got
         if not any(g.outcome == "requeued" for g in got):
             break

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from finops.config import Config, DryRunTarget, LaunchTarget
 from finops.ledger import Launch, Ledger, LedgerMissing, QueuedWorkload
+from finops.placements import Leg
 from finops.services.progress import QUIET, Progress
 from finops.services.queue import ledger as open_ledger
 
@@ -78,9 +79,24 @@ def dispatch(cfg: Config, *, dry_run: bool = False, place: bool = True, progress
             step.finish()
 
     step = progress.start("launching")
-    report = core.dispatch(cfg, led, Clients(cfg), place_queue)
+    report = core.dispatch(cfg, led, Clients(cfg), place_queue, offered=lambda: listed(cfg))
     step.finish()
     return Dispatched(report, dry_run, runs)
+
+
+def listed(cfg: Config) -> Callable[[Leg], bool]:
+    """Whether a leg's offer (provider, region, instance type, market) is in the latest price list; a
+    commitment leg launches on its on-demand offer."""
+    from finops import offers
+
+    keys = set(offers.latest_offers(cfg.open_store()).select("provider", "region", "instance_type", "market")
+               .unique().collect().iter_rows())
+
+    def offered(leg: Leg) -> bool:
+        market = "on_demand" if leg.market == "commitment" else leg.market
+        return not keys or (leg.provider, leg.region, leg.instance_type, market) in keys
+
+    return offered
 
 
 def sync(cfg: Config, *, progress: Progress = QUIET) -> Any:

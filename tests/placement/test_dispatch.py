@@ -275,3 +275,33 @@ def test_a_spot_preemption_requeues_the_workload_and_teaches_the_interruption_ra
         assert leg.interruption_rate == pytest.approx(blend(prior, r.hours, r.preemptions,
                                                             cfg.launch.interruption_prior_hours))
     assert led.get(s.launch.workload_id).state == "submitted" and led.get(s.launch.workload_id).attempt == 2
+
+
+def test_a_placement_whose_offer_was_withdrawn_is_placed_again_not_launched(home: Path) -> None:
+    """The price list no longer has the offer a workload was placed on (a retired instance type): the
+    workload goes back to the queue with the reason and is placed on what is offered now."""
+    import polars as pl
+
+    from finops import offers
+
+    cfg = _config(home)
+    queue.add(cfg, [home / "q.yaml"])
+    queue.place(cfg)
+    led = Ledger(cfg.ledger_url())
+    w, rec = next((w, r) for w, r in led.launchable() if w.name == "pretrain")
+    leg = rec.decision.legs[0]  # type: ignore[union-attr]
+    # A new store holding every offer but that one: what the clouds list now.
+    store = cfg.open_store()
+    kept = offers.latest_offers(store).filter(~((pl.col("provider") == leg.provider)
+                                                & (pl.col("instance_type") == leg.instance_type))).collect()
+    for dataset in ("offers", "prices"):
+        shutil.rmtree(home / "data" / dataset, ignore_errors=True)
+    offers.record(cfg.open_store(), kept.select(offers.SCHEMA.names()))
+    rep = launch.dispatch(cfg, place=True).report
+    got = next(x for x in rep.launched if x.workload_id == w.id)
+    assert got.outcome == "submitted" and rep.rounds == 2
+    moves = led.history(w.id)
+    assert ("placed", "queued") in [(t.old_state, t.new_state) for t in moves]
+    assert any("offer withdrawn" in (t.error or "") for t in moves)
+    [lau] = led.launches(workload_ids=[w.id])
+    assert lau.instance_type != leg.instance_type
