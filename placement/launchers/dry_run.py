@@ -29,6 +29,7 @@ class Client:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
+        self._seen: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
 
     @property
     def file(self) -> Path:
@@ -42,9 +43,15 @@ class Client:
             yield
 
     def records(self) -> list[dict[str, Any]]:
-        if not self.file.exists():
+        """Every recorded submission (parsed again only when the file changed: dispatch asks per workload)."""
+        try:
+            st = self.file.stat()
+        except FileNotFoundError:
             return []
-        return [json.loads(line) for line in self.file.read_text().splitlines() if line.strip()]
+        key = (st.st_size, st.st_mtime_ns)
+        if self._seen is None or self._seen[0] != key:
+            self._seen = (key, [json.loads(line) for line in self.file.read_text().splitlines() if line.strip()])
+        return self._seen[1]
 
 
 def make_client(target: DryRunTarget) -> Client:
