@@ -135,6 +135,22 @@ def launch_loop(cfg: Config, store: Any, *, days: int = 14, keep: bool = True,
     return LaunchLoop(day, launched, preempted, requeued, states, rows, rec)
 
 
+def daily_jobs(cfg: Config, progress: Progress = QUIET) -> None:
+    """The scheduler's jobs the pass has not already done, once, logged in its run log like scheduled runs
+    (collection needs credentials: the generated bill and the catalog stand in for it)."""
+    from finops.services import scheduler
+
+    step = progress.start("the scheduler's budget check and store maintenance, once")
+    done = []
+    for job in ("budget", "maintenance"):
+        try:
+            out = scheduler.run_once(cfg, job)
+            done.append(f"{job}: " + (", ".join(f"{v:,} {k}" for k, v in out.counts.items()) or "ok"))
+        except config_mod.ConfigError as e:
+            done.append(f"{job}: {e}")
+    step.finish("scheduler jobs run once: " + "; ".join(done) + " (`finops scheduler status`)")
+
+
 def stop_simulated(cfg: Config) -> int:
     """Cancel every live launch on the simulated cloud, on the simulator and in the ledger; how many."""
     from finops.services.queue import ledger
@@ -239,8 +255,9 @@ def demo(cfg: Config, *, days: int = 90, teams: int = 6, seed: int = 0, work: Pa
                 f"${placed['expected_cost']:,.0f}{stale} (`finops queue list`, `finops place`)")
     from finops.generate import make_org
 
-    loop = launch_loop(placement_run.demo_config(cfg, [t.name for t in make_org(teams, seed).teams]), store,
-                       keep=target is not None, progress=progress)
+    loop_cfg = placement_run.demo_config(cfg, [t.name for t in make_org(teams, seed).teams])
+    loop = launch_loop(loop_cfg, store, keep=target is not None, progress=progress)
+    daily_jobs(loop_cfg, progress)
     cheapest = offers.select(offers.latest_offers(store), offers.Query("A100", 8, "spot")).head(3).collect()
     report_cfg = cfg
     if target is not None:
