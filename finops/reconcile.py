@@ -76,6 +76,9 @@ class WorkloadCost:
     status: Status
     shared: bool = False
     """Billed (partly) as a share of Kubernetes nodes."""
+    predicted_machines: Decimal | None = None
+    """The compute and rework part of ``predicted`` (without egress): what a correction compares the bill with,
+    as costing applies it to those parts only (None: the whole prediction)."""
     complete: bool = True
     """Its latest launch ran to the end (``done``): only then do predicted and billed cover the same run, and
     it teaches a correction (a preempted run is re-placed; a failed one stopped early)."""
@@ -200,6 +203,8 @@ def _workload(wid: int, legs: Sequence[Launch], decided: Mapping[int, Recorded],
     decision = decided[pids[0]].decision
     assert isinstance(decision, Placed)
     predicted = sum((Decimal(str(_placed(decided[p]).expected_cost)) for p in pids), Decimal(0))
+    machines = sum((Decimal(str(_placed(decided[p]).compute_cost + _placed(decided[p]).rework_cost)) for p in pids),
+                   Decimal(0))
     hits = [p for p in pids if p in billed]
     cost = sum((billed[p] for p in hits), Decimal(0)) if hits else None
     active = any(x.state in _ACTIVE for x in legs)
@@ -208,7 +213,8 @@ def _workload(wid: int, legs: Sequence[Launch], decided: Mapping[int, Recorded],
                         kind=first.kind, provider=first.provider, instance_type=first.instance_type,
                         family=family(first.provider, first.instance_type), placements=pids,
                         predicted=predicted, billed=cost, rows=sum(rows.get(p, 0) for p in pids), status=status,
-                        shared=any(p in shared for p in pids), complete=last.state == "done")
+                        shared=any(p in shared for p in pids), complete=last.state == "done",
+                        predicted_machines=machines)
 
 
 def _placed(r: Recorded) -> Placed:
@@ -217,16 +223,19 @@ def _placed(r: Recorded) -> Placed:
 
 
 def corrections(workloads: Iterable[WorkloadCost]) -> list[Correction]:
-    """Σ billed ÷ Σ predicted per (provider, target kind, family) over billed, complete workloads with a
-    prediction."""
+    """Σ billed ÷ Σ predicted machine cost (compute + rework: egress moves data and is billed apart) per
+    (provider, target kind, family), over billed, complete workloads launched once: a workload preempted
+    and launched again is predicted a whole run per launch (each placement costs the full runtime) but
+    billed only for the hours each ran, so its ratio says nothing about the price list."""
     sums: dict[tuple[str, str, str], list[Decimal]] = {}
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for w in workloads:
-        if w.status != "billed" or not w.complete or w.billed is None or w.predicted <= 0:
+        machines = w.predicted if w.predicted_machines is None else w.predicted_machines
+        if w.status != "billed" or not w.complete or w.billed is None or machines <= 0 or len(w.placements) > 1:
             continue
         key = (w.provider, w.kind, w.family)
         s = sums.setdefault(key, [Decimal(0), Decimal(0)])
-        s[0] += w.predicted
+        s[0] += w.predicted if w.predicted_machines is None else w.predicted_machines
         s[1] += w.billed
         counts[key] += 1
     return [Correction(p, k, f, float(pred), float(bill), counts[(p, k, f)], float(bill / pred))
