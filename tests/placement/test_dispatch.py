@@ -269,11 +269,14 @@ def test_a_spot_preemption_requeues_the_workload_and_teaches_the_interruption_ra
     latest = led.placements([s.launch.workload_id])[-1].decision
     leg = latest.legs[0]  # type: ignore[union-attr]
     key = (leg.provider, leg.region, family(leg.provider, leg.instance_type))
-    if key == (old.provider, old.region, family(old.provider, old.instance_type)):
-        r = runs[key]
-        prior = old.interruption_rate or 0.0
-        assert leg.interruption_rate == pytest.approx(blend(prior, r.hours, r.preemptions,
-                                                            cfg.launch.interruption_prior_hours))
+    # Placed again on the offer the runs were learnt on (still the cheapest), at the blended rate.
+    assert key == (old.provider, old.region, family(old.provider, old.instance_type))
+    r = runs[key]
+    prior = old.interruption_rate or 0.0
+    assert leg.interruption_rate == pytest.approx(blend(prior, r.hours, r.preemptions,
+                                                        cfg.launch.interruption_prior_hours))
+    seen = r.preemptions / r.hours  # the rate moved from the configured one towards what was observed
+    assert min(prior, seen) <= leg.interruption_rate <= max(prior, seen) and leg.interruption_rate != prior
     assert led.get(s.launch.workload_id).state == "submitted" and led.get(s.launch.workload_id).attempt == 2
 
 
