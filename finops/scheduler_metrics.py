@@ -6,6 +6,7 @@ Per job: last success time, last duration, failures; whether this process leads;
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,9 +15,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from finops.config import Config
 from finops.ledger import Ledger, workloads
+
+log = logging.getLogger(__name__)
 
 
 class Metrics:
@@ -48,8 +52,8 @@ class Metrics:
             with self.led.engine.connect() as c:
                 for state, n in c.execute(select(workloads.c.state, func.count()).group_by(workloads.c.state)):
                     self.queue.labels(state).set(n)
-        except Exception:  # noqa: BLE001 — the ledger away: the other metrics are still served
-            pass
+        except SQLAlchemyError as e:  # the ledger away: the other metrics are still served
+            log.debug("queue depth not read: %s", e)
         return generate_latest(self.registry)
 
     def start(self, runner: Any) -> str:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +24,7 @@ from finops.config import SCHEDULER_DEFAULTS, ConfigError
 from finops.ledger import Ledger
 from finops.scheduler import JOBS
 from tests import test_ledger
+from tests.fakes.server import QuietHandler
 
 db_url = test_ledger.db_url  # the fixture: a fresh SQLite / PostgreSQL database
 
@@ -144,22 +145,20 @@ def test_health_and_metrics_are_served(tmp_path: Path) -> None:
         p.communicate(timeout=30)
 
 
-class _Hook(BaseHTTPRequestHandler):
+class _Hook(QuietHandler):
     got: ClassVar[list[dict[str, Any]]] = []
     fail = False
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 (http.server names it)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if _Hook.fail:
             self.send_error(503)
             return
         _Hook.got.append(body)
         self.send_response(200)
+        self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def test_a_budget_alert_is_delivered_once(tmp_path: Path) -> None:
