@@ -819,8 +819,11 @@ def jobs_sync(as_json: JsonOpt = False) -> None:
         changed = [s for s in rep.synced if s.state != s.launch.state]
         rows = [[f"{s.launch.workload_id}", escape(s.launch.name), s.launch.target, f"{s.launch.state} → {s.state}",
                  s.workload_state or "", escape(s.message or "")] for s in changed]
-        out.print(_table(f"Synced {len(rep.synced)} live job(s): {len(changed)} changed",
-                         ["workload", "job", "target", "job state", "workload", "message"], rows))
+        if rows:
+            out.print(_table(f"Synced {len(rep.synced)} live job(s): {len(changed)} changed",
+                             ["workload", "job", "target", "job state", "workload", "message"], rows))
+        else:
+            err.print(f"synced {len(rep.synced)} live job(s): none changed state")
         for t, j in rep.orphans:
             err.print(f"[yellow]orphan:[/] {escape(j.name)} ({escape(j.external_id)}) on {t} carries our tags "
                       f"(placement {escape(j.tags.get('finops-placement', '?'))}) but the ledger has no launch "
