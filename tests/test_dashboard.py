@@ -199,7 +199,10 @@ def test_accelerator_hours_equal_the_chargeback_gpu_view(site: Site, monkeypatch
     assert gpu > 0 and tpu > 0
     assert abs(float(metric(at, "GPU hours").replace(",", "")) - gpu) <= 1
     assert abs(float(metric(at, "TPU chip-hours").replace(",", "")) - tpu) <= 1
-    assert amount(metric(at, "Accelerator cost")) == sum(cb.gpus["cost"], Decimal(0))
+    # The chargeback rounds each team × accelerator line to the cent, the page the exact total: equal
+    # within half a cent per line (the lines' own rounding), whatever the week's figures.
+    lines = sum(cb.gpus["cost"], Decimal(0))
+    assert abs(amount(metric(at, "Accelerator cost")) - lines) <= Decimal("0.005") * cb.gpus.height
 
 
 def test_placements_page_explains_each_decision(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
