@@ -12,9 +12,35 @@ Compute Engine's own TPU SKUs (``TpuV5e``, ``TpuV5p``, ``TpuV6e``) price one chi
 Cloud TPU service prices a TPU v4 "Pod" device of 8 TensorCores (4 chips) an hour, see
 :data:`TPU_VERSIONS`. SKU prices are regional, so every offer has a null zone.
 
+**Vertex AI** (service ``C7E2-9256-1C43``) bills custom training at its own prices, per machine component,
+as Compute Engine does: "Vertex AI: Training/Pipelines on A3 Instance Core in Iowa", "… on A3 Instance RAM
+in Iowa", "… on NVIDIA H100 80GB in Iowa" (older families: "… on N1 Predefined Instance Core running in
+…"). :func:`collect` composes the same :data:`MACHINES` from those SKUs into offers of service ``vertex``
+(:data:`VERTEX`), on demand. Each is 1.15 × a base rate whose 0.15 × is the management fee below (A3 core
+in Iowa: 0.0293227 and 0.0038247 an hour): consistent with Compute Engine's on-demand rate plus a 15 % fee.
+
+*Spot on Vertex AI.* The catalog has no Vertex AI spot SKU, and the Spot VM page for Vertex AI says only
+that you are "billed by job duration and machine type" (cloud.google.com/vertex-ai/docs/predictions/
+use-spot-vms). Where Vertex AI runs a VM on a discounted provisioning model it documents the bill as split
+across two SKUs, the Compute Engine SKU of that model plus a Vertex AI "management fee" SKU
+(cloud.google.com/vertex-ai/docs/predictions/use-flex-start-vms, "Billing"; a Flex-start training bill
+shows "DWS Defined Duration A3 Core …" + "Vertex AI: Training/Pipelines management fee on A3 Instance Core
+in Iowa"). The rule applied: a ``vertex`` spot offer = Compute Engine's spot ("Spot Preemptible …") core,
+RAM and GPU SKUs + the Vertex AI training management-fee SKU of each, with source
+:data:`VERTEX_SPOT_SOURCE`, and only where every part is in the catalog (never the spot VM price alone,
+which would under-price it). A Vertex AI SKU of usage type ``Preemptible``, should the catalog publish
+one, is used as it is and wins over the derived price.
+
+*Serving.* Online prediction has its own SKUs ("Vertex AI: Online/Batch Prediction A3 Predefined Instance
+Core running in Iowa"), but at the same prices as training in the published catalog (a3 core 0.0293227,
+RAM 0.0025534, H100 11.2660332 in Iowa, for both), and the engine has one ``vertex`` price list for both
+kinds of workload (``finops.offers.SERVICES``). So prediction SKUs are not read: serving on Vertex AI is
+priced at the training rates. TPU training on Vertex AI is not collected.
+
 Bad input is kept apart, never guessed at: a SKU with a price of zero or less, an unexpected unit or
 currency, or a GPU the engine does not know is logged as a warning naming the provider, region and
-SKU and left out; a TPU SKU of an unknown generation priced per chip comes back as one flagged row
+SKU and left out (as is a Vertex AI training SKU naming a core, RAM or GPU in a shape we cannot read);
+a TPU SKU of an unknown generation priced per chip comes back as one flagged row
 ("unknown accelerator"). A page that still fails after the retries raises
 :class:`finops.offers.OfferError` and nothing is returned.
 """
@@ -45,7 +71,14 @@ COMPUTE_ENGINE = "services/6F81-5844-456A"
 """Compute Engine: VM cores and RAM, GPUs, and the TPU generations from v5 on (per chip)."""
 CLOUD_TPU = "services/E000-3F24-B8AA"
 """Cloud TPU: the older TPU generations (v2, v3, v4), priced per device of 8 TensorCores."""
-SERVICES: dict[str, str] = {COMPUTE_ENGINE: "Compute Engine", CLOUD_TPU: "Cloud TPU"}
+VERTEX_AI = "services/C7E2-9256-1C43"
+"""Vertex AI: custom training per machine component, and the management fee added to VMs it bills on
+Compute Engine's SKUs (see the module docstring)."""
+SERVICES: dict[str, str] = {COMPUTE_ENGINE: "Compute Engine", CLOUD_TPU: "Cloud TPU", VERTEX_AI: "Vertex AI"}
+VERTEX = "vertex"
+"""The offer ``service`` of Vertex AI prices (``finops.offers.SERVICES``)."""
+VERTEX_SPOT_SOURCE = "derived:gcp-spot+vertex-fee"
+"""Vertex AI on Spot VMs: Compute Engine's spot SKUs + Vertex AI's management-fee SKUs (no published price)."""
 PAGE_SIZE = 5000  # the API's largest page
 CALL = "CloudCatalogClient.list_skus"
 
@@ -101,6 +134,9 @@ GPU_MODELS: dict[str, str] = {
     "A100": "A100-40GB", "A100 80GB": "A100-80GB", "H100 80GB": "H100", "H100 80GB Mega": "H100",
     "H100 80GB Plus": "H100", "H200 141GB": "H200", "B200 180GB": "B200", "V100": "V100-16GB",
 }
+
+_GPU_SPELLINGS = {name.casefold(): name for name in {*GPU_MODELS, *(m.gpu for m in MACHINES.values() if m.gpu)}}
+"""Vertex AI spells GPUs in other cases ("Nvidia H100 80gb GPU"): back to the spelling of :data:`MACHINES`."""
 
 
 # -- TPUs --------------------------------------------------------------------------------------------
@@ -223,6 +259,7 @@ class Rate:
     sku_id: str
     description: str
     service: str
+    source: str = SOURCE   # where the price comes from: the SKU itself, or derived (VERTEX_SPOT_SOURCE)
 
 
 def gpu_canonical(model: str) -> str | None:
@@ -279,20 +316,109 @@ def parse_rates(skus: Iterable[billing_v1.Sku], service: str, regions: Sequence[
         if kind == "tpu" and key == "?":
             _warn(where, sku, "is a TPU SKU whose generation we cannot read; not priced")
             continue
-        priced = unit_price(sku)
-        if priced is None:
-            _warn(where, sku, "has no price; dropped")
-            continue
-        price, unit, currency = priced
-        expected_unit = "GiBy.h" if kind == "ram" else "h"
-        if unit != expected_unit or currency not in ("USD", ""):
-            _warn(where, sku, f"is priced in {currency} per {unit!r}, expected USD per {expected_unit!r}; dropped")
-            continue
-        if price <= 0:
-            _warn(where, sku, f"has a price of {price.normalize():f} {currency or 'USD'} per {unit}; dropped")
-            continue
-        out.append(Rate(kind, key, market, where, price, sku.sku_id, sku.description, service))
+        price = _usable_price(sku, kind, where)
+        if price is not None:
+            out.append(Rate(kind, key, market, where, price, sku.sku_id, sku.description, service))
     return out
+
+
+def _usable_price(sku: billing_v1.Sku, kind: str, where: Sequence[str]) -> Decimal | None:
+    """The SKU's price in USD per hour (per GiB-hour for RAM), or None with a warning when it has none, is
+    in another unit or currency, or is zero or less."""
+    priced = unit_price(sku)
+    if priced is None:
+        _warn(where, sku, "has no price; dropped")
+        return None
+    price, unit, currency = priced
+    expected_unit = "GiBy.h" if kind == "ram" else "h"
+    if unit != expected_unit or currency not in ("USD", ""):
+        _warn(where, sku, f"is priced in {currency} per {unit!r}, expected USD per {expected_unit!r}; dropped")
+        return None
+    if price <= 0:
+        _warn(where, sku, f"has a price of {price.normalize():f} {currency or 'USD'} per {unit}; dropped")
+        return None
+    return price
+
+
+# -- Vertex AI ---------------------------------------------------------------------------------------
+_VERTEX_TRAINING = re.compile(r"^vertex ai: training/pipelines (?P<fee>management fee )?on (?P<what>.+)$",
+                              re.IGNORECASE)
+# Vertex AI writes "A3 Instance Core in Iowa" as well as "N1 Predefined Instance Core running in Iowa".
+_VERTEX_CORE_RAM = re.compile(r"^(?P<family>[a-z]\d+[a-z]?)(?: predefined)? instance (?P<what>core|ram) "
+                              r"(?:running )?in \S", re.IGNORECASE)
+_VERTEX_GPU = re.compile(r"^(?:nvidia )?(?:tesla )?(?P<model>.+?)(?: gpu)?(?: running)? in \S", re.IGNORECASE)
+_VERTEX_COMPUTE_WORDS = re.compile(r"\b(?:core|ram|gpu|nvidia|tesla)\b", re.IGNORECASE)
+
+
+def classify_vertex(sku: billing_v1.Sku) -> tuple[str, str, bool] | None:
+    """``(kind, key, management fee?)`` of a Vertex AI custom-training SKU this module prices (kind core |
+    ram | gpu, key the machine family or GCP's GPU model as :data:`MACHINES` spells it); ``("?", "?", fee)``
+    for a training SKU naming a core, RAM or GPU in a shape we cannot read; None for anything else
+    (prediction, storage, other families, TPUs, generative AI …)."""
+    m = _VERTEX_TRAINING.match(sku.description.strip())
+    if m is None:
+        return None
+    fee, what = m.group("fee") is not None, m.group("what")
+    if re.search(r"\btpu", what, re.IGNORECASE):
+        return None
+    core_ram = _VERTEX_CORE_RAM.match(what)
+    if core_ram:
+        family = core_ram.group("family").lower()
+        if family not in _FAMILIES:
+            return None
+        return ("core" if core_ram.group("what").lower() == "core" else "ram", family, fee)
+    if re.match(r"(?:nvidia|tesla)\b", what, re.IGNORECASE) or re.search(r"\bgpu\b", what, re.IGNORECASE):
+        gpu = _VERTEX_GPU.match(what)
+        if gpu is None:
+            return ("?", "?", fee)
+        model = gpu.group("model").strip()
+        return ("gpu", _GPU_SPELLINGS.get(model.casefold(), model), fee)
+    if _VERTEX_COMPUTE_WORDS.search(what) and re.search(r"\binstance\b", what, re.IGNORECASE):
+        return ("?", "?", fee)  # "… Instance Core" without a place: not a shape we know
+    return None
+
+
+def parse_vertex_rates(skus: Iterable[billing_v1.Sku], regions: Sequence[str]) -> tuple[list[Rate], list[Rate]]:
+    """The Vertex AI custom-training SKUs in ``regions`` (all when empty) as ``(usage rates, management-fee
+    rates)``. A SKU naming a GPU we do not know, in a shape we cannot read, or with an unusable price is
+    logged as a warning (provider, region, SKU) and left out."""
+    usage: list[Rate] = []
+    fees: list[Rate] = []
+    for sku in skus:
+        got = classify_vertex(sku)
+        where = _where(sku, regions)
+        market = market_of(sku)
+        if got is None or not where or market is None:
+            continue
+        kind, key, fee = got
+        if kind == "?":
+            _warn(where, sku, "is a Vertex AI training SKU whose shape we cannot read; not priced")
+            continue
+        if kind == "gpu" and gpu_canonical(key) is None:
+            _warn(where, sku, f"names a GPU we do not know ({key!r}); not priced")
+            continue
+        if fee and market != "on_demand":
+            continue  # a fee is added to the spot VM price, never a spot price itself
+        price = _usable_price(sku, kind, where)
+        if price is not None:
+            (fees if fee else usage).append(
+                Rate(kind, key, market, where, price, sku.sku_id, sku.description, VERTEX_AI))
+    return usage, fees
+
+
+def vertex_table(usage: Iterable[Rate], fees: Iterable[Rate],
+                 compute: Mapping[tuple[str, str, str, str], Rate]) -> dict[tuple[str, str, str, str], Rate]:
+    """Vertex AI's ``(region, market, kind, key) → rate``: its own SKUs (on demand, and spot should it publish
+    any) and, where it has none, spot = Compute Engine's spot rate (``compute``, a :func:`price_table`) + the
+    management fee of the same region, kind and key (see the module docstring)."""
+    table = price_table(usage)
+    for (region, _, kind, key), fee in price_table(fees).items():
+        spot = compute.get((region, "spot", kind, key))
+        if spot is not None:
+            table.setdefault((region, "spot", kind, key), Rate(
+                kind, key, "spot", (region,), spot.price + fee.price, f"{spot.sku_id}+{fee.sku_id}",
+                f"{spot.description} + {fee.description}", VERTEX_AI, VERTEX_SPOT_SOURCE))
+    return table
 
 
 def price_table(rates: Iterable[Rate]) -> dict[tuple[str, str, str, str], Rate]:
@@ -308,20 +434,24 @@ def price_table(rates: Iterable[Rate]) -> dict[tuple[str, str, str, str], Rate]:
 # -- composing offers --------------------------------------------------------------------------------
 def _offer(region: str, instance_type: str, market: str, price: Decimal, skus: Sequence[str], *,
            accelerator: str | None, count: float, vcpus: float | None, memory: float | None,
-           observed_at: datetime, flag: str | None = None) -> dict[str, Any]:
+           observed_at: datetime, flag: str | None = None, service: str = offers.COMPUTE,
+           source: str = SOURCE) -> dict[str, Any]:
     return {
         "provider": PROVIDER, "region": region, "zone": None, "instance_type": instance_type,
         "accelerator_name": accelerator, "accelerator_count": float(count),
         "accelerator_memory_gb": offers.ACCELERATORS.get(accelerator) if accelerator else None,
         "vcpus": vcpus, "memory_gb": memory, "market": market, "price_per_hour": float(price),
-        "currency": "USD", "observed_at": observed_at, "source": SOURCE, "sku": "+".join(skus),
+        "currency": "USD", "observed_at": observed_at, "source": source, "sku": "+".join(skus),
         "interruption_rate": offers.interruption_rate(PROVIDER, instance_type, market), "flag": flag,
+        "service": service,
     }
 
 
 def machine_offers(table: Mapping[tuple[str, str, str, str], Rate], region: str, market: str,
-                   observed_at: datetime) -> list[dict[str, Any]]:
-    """Offers for the :data:`MACHINES` whose core, RAM and GPU SKUs all exist in ``region``."""
+                   observed_at: datetime, *, service: str = offers.COMPUTE) -> list[dict[str, Any]]:
+    """Offers of ``service`` for the :data:`MACHINES` whose core, RAM and GPU rates all exist in ``region``
+    (a Compute Engine :func:`price_table` or a :func:`vertex_table`); the source is the derived one when a
+    part is derived."""
     out = []
     for name, m in MACHINES.items():
         parts = [(m.vcpus, table.get((region, market, "core", m.family))),
@@ -331,9 +461,11 @@ def machine_offers(table: Mapping[tuple[str, str, str, str], Rate], region: str,
         if any(rate is None for _, rate in parts):
             continue
         price = sum((Decimal(qty) * rate.price for qty, rate in parts if rate), Decimal(0))
+        source = next((rate.source for _, rate in parts if rate and rate.source != SOURCE), SOURCE)
         out.append(_offer(region, name, market, price, [rate.sku_id for _, rate in parts if rate],
                           accelerator=gpu_canonical(m.gpu) if m.gpu else None, count=m.gpus,
-                          vcpus=float(m.vcpus), memory=float(m.memory_gib), observed_at=observed_at))
+                          vcpus=float(m.vcpus), memory=float(m.memory_gib), observed_at=observed_at,
+                          service=service, source=source))
     return out
 
 
@@ -359,19 +491,24 @@ def tpu_offers(rate: Rate, region: str, observed_at: datetime) -> list[dict[str,
                    vcpus=None, memory=None, observed_at=observed_at, flag=offers.FLAG_UNKNOWN_ACCELERATOR)]
 
 
-def offers_from_rates(rates: Sequence[Rate], regions: Sequence[str], observed_at: datetime) -> pl.DataFrame:
+def offers_from_rates(rates: Sequence[Rate], regions: Sequence[str], observed_at: datetime, *,
+                      vertex: Sequence[Rate] = (), vertex_fees: Sequence[Rate] = ()) -> pl.DataFrame:
     """The offer frame for ``regions`` (all regions the rates name when empty): composed machines in
-    both markets and TPU slices, sorted by region, instance type and market."""
+    both markets and TPU slices from the Compute Engine and Cloud TPU ``rates``, and machines of service
+    :data:`VERTEX` from the Vertex AI ``vertex`` and ``vertex_fees`` rates (:func:`parse_vertex_rates`),
+    sorted by region, instance type, market and service."""
     table = price_table(rates)
-    wanted = list(regions) or sorted({r for rate in rates for r in rate.regions})
+    vtable = vertex_table(vertex, vertex_fees, table)
+    wanted = list(regions) or sorted({r for rate in [*rates, *vertex] for r in rate.regions})
     rows: list[dict[str, Any]] = []
     for region in wanted:
         for market in offers.MARKETS:
             rows += machine_offers(table, region, market, observed_at)
+            rows += machine_offers(vtable, region, market, observed_at, service=VERTEX)
             tpus = [rate for (reg, mkt, kind, _), rate in table.items() if (reg, mkt, kind) == (region, market, "tpu")]
             for rate in tpus:
                 rows += tpu_offers(rate, region, observed_at)
-    rows.sort(key=lambda r: (r["region"], r["instance_type"], r["market"]))
+    rows.sort(key=lambda r: (r["region"], r["instance_type"], r["market"], r["service"]))
     return offers.frame(rows)
 
 
@@ -383,20 +520,27 @@ def make_client(endpoint: str | None = None) -> billing_v1.CloudCatalogClient:
 
 def collect(catalog: billing_v1.CloudCatalogClient, regions: Sequence[str], *, observed_at: datetime | None = None,
             progress: Progress | None = None, retry: api_retry.Retry = DEFAULT_RETRY,
-            timeout: float = 60.0) -> pl.DataFrame:
+            timeout: float = 60.0, vertex: bool = True) -> pl.DataFrame:
     """GCP GPU machine and TPU slice offers in ``regions`` (every region priced when empty), on demand
-    and spot, as a :func:`finops.offers.frame`.
+    and spot, as a :func:`finops.offers.frame`: Compute Engine's (service ``compute``) and, with
+    ``vertex``, Vertex AI's (service ``vertex``; see the module docstring).
 
-    Reads the Compute Engine and Cloud TPU SKUs with ``catalog.list_skus`` (all pages, each retried by
-    ``retry``), composes each machine of :data:`MACHINES` from its core, RAM and GPU SKUs and each TPU
-    slice of :data:`TPU_VERSIONS` from its per-chip SKU. ``observed_at`` defaults to now (UTC);
+    Reads the Compute Engine, Cloud TPU (and Vertex AI) SKUs with ``catalog.list_skus`` (all pages, each
+    retried by ``retry``), composes each machine of :data:`MACHINES` from its core, RAM and GPU SKUs and
+    each TPU slice of :data:`TPU_VERSIONS` from its per-chip SKU. ``observed_at`` defaults to now (UTC);
     ``progress("<service>: <n> SKUs")`` is called after each page. Raises :class:`OfferError` when a
     page fails after the retries; nothing partial is returned."""
     when = observed_at or datetime.now(UTC)
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     rates: list[Rate] = []
+    wanted = [s for s in SERVICES if vertex or s != VERTEX_AI]
     fetched = {service: fetch_skus(catalog, service, retry=retry, timeout=timeout, progress=progress)
-               for service in SERVICES}
+               for service in wanted}
+    usage: list[Rate] = []
+    fees: list[Rate] = []
     for service, skus in fetched.items():
-        rates += parse_rates(skus, service, regions)
-    return offers_from_rates(rates, regions, when)
+        if service == VERTEX_AI:
+            usage, fees = parse_vertex_rates(skus, regions)
+        else:
+            rates += parse_rates(skus, service, regions)
+    return offers_from_rates(rates, regions, when, vertex=usage, vertex_fees=fees)

@@ -34,6 +34,18 @@ Descriptions and categories follow the real catalog: "A2 Instance Core running i
 TensorCores; its preemptible SKU has usage type OnDemand, as the legacy service does). Decoys that a
 collector must ignore (commitments, sole tenancy, virtual workstations, storage, other families) are
 priced at 99 so that a leak shows.
+
+The Vertex AI service (:func:`vertex_skus`) serves the SKUs of a real Vertex AI bill for an
+a3-highgpu-8g custom-training job and an a3-highgpu-1g endpoint in us-central1, with their real SKU ids,
+descriptions and USD unit prices as the Cloud Billing report listed them, each id linked to
+cloud.google.com/skus. Source: a Google Cloud Japan engineer's Zenn article on DWS Flex-start pricing
+("DWS の新料金プランで GPU コストを大幅削減"; its markdown source as indexed, billing screenshots of
+2025-08-16). E.g. 3F95-001E-B747 "Vertex AI: Training/Pipelines on NVIDIA H100 80GB in Iowa" at
+11.2660332 an hour; the article's on-demand total, 101.5429684 an hour, is a3-highgpu-8g plus a 2000 GiB
+boot disk. Served: training core, RAM and H100; the training management fees (from the same article's
+Flex-start bill; added to Compute Engine's spot prices for Vertex AI spot offers); online-prediction SKUs
+and a persistent-disk SKU, which the collector does not read. Only the category (resource family and
+group) of these SKUs is not observed; the collector reads Vertex AI SKUs by description, never category.
 """
 
 from __future__ import annotations
@@ -52,7 +64,8 @@ from tests.fakes.server import LocalServer, QuietHandler
 
 COMPUTE_ENGINE = "6F81-5844-456A"
 CLOUD_TPU = "E000-3F24-B8AA"
-SERVICE_NAMES = {COMPUTE_ENGINE: "Compute Engine", CLOUD_TPU: "Cloud TPU"}
+VERTEX_AI = "C7E2-9256-1C43"
+SERVICE_NAMES = {COMPUTE_ENGINE: "Compute Engine", CLOUD_TPU: "Cloud TPU", VERTEX_AI: "Vertex AI"}
 PLACES = {"us-central1": "Iowa", "europe-west4": "Netherlands", "us-central2": "Oklahoma"}
 EFFECTIVE = "2026-04-02T08:00:00Z"
 
@@ -110,6 +123,35 @@ TPU_SKUS = {"v5e": "TpuV5e", "v5p": "TpuV5p", "v6e": "TpuV6e"}
 TPU_V4 = ("us-central2", "12.88", "3.686")
 # TPU v3 device (tpu-v3-8, us-central1, 8.0): a generation the collector knows but does not price.
 TPU_V3 = ("us-central1", "8.0")
+
+# Vertex AI in us-central1 (Iowa), as billed (see the module docstring): (SKU id, description, USD per unit,
+# unit). The RAM SKUs are listed "per 1 gigabyte hour" (GiBy.h, as Compute Engine's); the disk "per 1 gibibyte
+# month", at 0.0002678 an hour × 730 (the bill's own conversion) = 0.1955 a month.
+VERTEX_TRAINING: tuple[tuple[str, str, str, str], ...] = (
+    ("2E83-99F1-391A", "Vertex AI: Training/Pipelines on A3 Instance Core in Iowa", "0.0293227", "h"),
+    ("B045-9255-8314", "Vertex AI: Training/Pipelines on A3 Instance RAM in Iowa", "0.0025534", "GiBy.h"),
+    ("3F95-001E-B747", "Vertex AI: Training/Pipelines on NVIDIA H100 80GB in Iowa", "11.2660332", "h"),
+)
+VERTEX_FEES: tuple[tuple[str, str, str, str], ...] = (
+    ("9AC1-7D9B-C47E", "Vertex AI: Training/Pipelines management fee on A3 Instance Core in Iowa", "0.0038247", "h"),
+    ("D30D-69C9-F057", "Vertex AI: Training/Pipelines management fee on A3 Instance RAM in Iowa", "0.0003331",
+     "GiBy.h"),
+    ("5853-505F-A5C4", "Vertex AI: Training/Pipelines management fee on NVIDIA H100 80GB in Iowa", "1.4694826", "h"),
+)
+VERTEX_UNREAD: tuple[tuple[str, str, str, str], ...] = (
+    ("AE9C-DB60-DF46", "Vertex AI: Online/Batch Prediction Nvidia H100 80gb GPU running in Iowa", "11.2660332", "h"),
+    ("A002-4323-D900", "Vertex AI: Online/Batch Prediction A3 Predefined Instance Core running in Iowa", "0.0293227",
+     "h"),
+    ("2424-9F04-82A8", "Vertex AI: Online/Batch Prediction A3 Predefined Instance Ram running in Iowa", "0.0025534",
+     "GiBy.h"),
+    ("1797-967A-274D", "Vertex AI: Online/Batch Prediction management fee on NVIDIA H100 80GB in Iowa", "1.4694826",
+     "h"),
+    ("5692-009D-2057", "Vertex AI: Online/Batch Prediction management fee on A3 Instance RAM in Iowa", "0.0003331",
+     "GiBy.h"),
+    ("A005-98FE-36CC", "Vertex AI: Training/Pipelines on SSD backed PD Capacity", "0.1955", "GiBy.mo"),
+)
+"""Real Vertex AI SKUs the collector must not turn into offers (prediction, management fees of prediction,
+disk)."""
 
 
 def sku_id(description: str) -> str:
@@ -217,9 +259,23 @@ def tpu_service_skus() -> list[dict[str, Any]]:
     ]
 
 
+def vertex_sku(description: str, *, price: Decimal | str | float, unit: str = "h", id: str | None = None,  # noqa: A002
+                regions: Sequence[str] = ("us-central1",), usage: str = "OnDemand") -> dict[str, Any]:
+    """One Vertex AI SKU in the wire format (its category is not observed: see the module docstring)."""
+    family = "Storage" if unit.endswith(".mo") else "ApplicationServices"
+    return sku(description, service=VERTEX_AI, group="VertexAI", family=family, usage=usage, regions=regions,
+               price=price, unit=unit, id=id)
+
+
+def vertex_skus() -> list[dict[str, Any]]:
+    """The Vertex AI service's SKUs: training, training management fees, and SKUs the collector ignores."""
+    return [vertex_sku(desc, price=price, unit=unit, id=ident)
+            for ident, desc, price, unit in (*VERTEX_TRAINING, *VERTEX_FEES, *VERTEX_UNREAD)]
+
+
 def default_skus() -> dict[str, list[dict[str, Any]]]:
     """Service id → its SKUs, as the fake serves them unless told otherwise."""
-    return {COMPUTE_ENGINE: compute_skus(), CLOUD_TPU: tpu_service_skus()}
+    return {COMPUTE_ENGINE: compute_skus(), CLOUD_TPU: tpu_service_skus(), VERTEX_AI: vertex_skus()}
 
 
 # -- the server --------------------------------------------------------------------------------------

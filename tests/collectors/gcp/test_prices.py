@@ -44,9 +44,9 @@ def collect(fake: FakeCloudCatalog, regions: list[str] | None = None, **kw: obje
                           retry=kw.pop("retry", FAST), **kw)  # type: ignore[arg-type]
 
 
-def offer(df: pl.DataFrame, region: str, instance_type: str, market: str) -> dict:
+def offer(df: pl.DataFrame, region: str, instance_type: str, market: str, service: str = offers.COMPUTE) -> dict:
     rows = df.filter((pl.col("region") == region) & (pl.col("instance_type") == instance_type)
-                     & (pl.col("market") == market))
+                     & (pl.col("market") == market) & (pl.col("service") == service))
     assert rows.height == 1, (region, instance_type, market, rows)
     return rows.row(0, named=True)
 
@@ -174,7 +174,7 @@ def test_spot_is_composed_from_preemptible_skus(fake: FakeCloudCatalog, catalog:
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_every_offer_matches_the_catalog(fake: FakeCloudCatalog, catalog: pl.DataFrame, region: str) -> None:
-    df = collect(fake, [region])
+    df = collect(fake, [region]).filter(pl.col("service") == offers.COMPUTE)  # Vertex AI: test_vertex_prices.py
     expected: dict[tuple[str, str], float] = {}
     for market in offers.MARKETS:
         for name, m in prices.MACHINES.items():
@@ -212,7 +212,7 @@ def test_a_clean_catalog_warns_nothing_and_ignores_the_decoys(fake: FakeCloudCat
 def test_pagination_reads_every_page() -> None:
     with FakeCloudCatalog(page_size=1000) as one_page:
         whole = collect(one_page)
-        assert len(one_page.calls("/skus")) == 2
+        assert len(one_page.calls("/skus")) == len(prices.SERVICES)
     seen: list[tuple[str, int]] = []
     with FakeCloudCatalog(page_size=7) as fake:
         def note(message: str) -> None:  # "<service>: <n> SKUs"
@@ -303,6 +303,7 @@ def test_an_unknown_tpu_is_kept_as_a_flagged_chip_hour(fake: FakeCloudCatalog,
     assert any(tpu7x["skuId"] in r.getMessage() and "us-central1" in r.getMessage() for r in caplog.records)
 
 
-def test_the_fake_lists_both_billing_services(fake: FakeCloudCatalog) -> None:
+def test_the_fake_lists_the_billing_services_collected(fake: FakeCloudCatalog) -> None:
     services = {s.name: s.display_name for s in fake.client().list_services()}
-    assert services == {prices.COMPUTE_ENGINE: "Compute Engine", prices.CLOUD_TPU: "Cloud TPU"}
+    assert services == prices.SERVICES == {prices.COMPUTE_ENGINE: "Compute Engine", prices.CLOUD_TPU: "Cloud TPU",
+                                           prices.VERTEX_AI: "Vertex AI"}
