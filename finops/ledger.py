@@ -175,6 +175,7 @@ launches = Table(
     Column("started_at", DateTime(timezone=True)), Column("ended_at", DateTime(timezone=True)),
     Column("preemptions", Integer, nullable=False, server_default="0"),
     Column("message", Text),
+    Column("nodes", JSON),                                 # where its pods ran (Kubernetes): see Launch.nodes
     UniqueConstraint("target", "external_id", name="ux_launches_target_external_id"),
     UniqueConstraint("placement_id", "leg", name="ux_launches_placement_leg"),
 )
@@ -326,6 +327,9 @@ class Launch:
     ended_at: datetime | None
     preemptions: int
     message: str | None
+    nodes: tuple[dict[str, Any], ...] = ()
+    """Where its pods ran, as the launcher last reported them (Kubernetes; one record per pod:
+    :meth:`placement.launchers.base.NodeUse.to_record`); empty elsewhere."""
 
     @property
     def ended(self) -> bool:
@@ -678,6 +682,19 @@ class Ledger:
             if run is not None:
                 _add_run(c, run)
 
+    def record_nodes(self, launch: Launch, nodes: Sequence[Mapping[str, Any]]) -> bool:
+        """Add what a launcher reported of the nodes ``launch``'s pods ran on (records keyed by ``pod``: a
+        pod reported again replaces its record, pods no longer listed — deleted after they ended — keep
+        theirs). Returns whether anything changed (nothing is written otherwise)."""
+        merged = {str(r["pod"]): dict(r) for r in launch.nodes}
+        merged.update({str(r["pod"]): dict(r) for r in nodes})
+        records = sorted(merged.values(), key=lambda r: (str(r.get("started_at") or ""), str(r["pod"])))
+        if records == [dict(r) for r in launch.nodes]:
+            return False
+        with self._write() as c:
+            c.execute(update(launches).where(launches.c.id == launch.id).values(nodes=records))
+        return True
+
     # -- blocks, what runs and bills taught us ----------------------------------------------
     def block(self, b: Block) -> None:
         with self._write() as c:
@@ -733,7 +750,8 @@ def _launch(r: Mapping[Any, Any]) -> Launch:
                   name=r["name"], provider=r["provider"], region=r["region"], instance_type=r["instance_type"],
                   market=r["market"], replicas=r["replicas"], state=r["state"], submitted_at=_aware(r["submitted_at"]),
                   started_at=_opt_aware(r["started_at"]), ended_at=_opt_aware(r["ended_at"]),
-                  preemptions=r["preemptions"], message=r["message"])
+                  preemptions=r["preemptions"], message=r["message"],
+                  nodes=tuple(r.get("nodes") or ()))
 
 
 def _add_run(c: Connection, run: RunHours) -> None:

@@ -10,7 +10,10 @@ Sums are polars ``Decimal`` sums — exact, so billed equals the sum of the tagg
 the pod's share of the node's accelerators (all of it on a node without accelerators) over the hours
 the pod ran (each billed row counts for the part of its charge period that overlaps the pod's run).
 :func:`shared_cost` does this from :class:`PodRun` records: which node (its billed ``ResourceId``), how
-many of how many accelerators, from when to when — what the dispatcher records of a Kubernetes launch.
+many of how many accelerators, from when to when — what the dispatcher records of a Kubernetes launch
+(``launches.nodes``, read by :func:`pod_runs`). Shared nodes carry no per-pod tags, so a placement is
+billed by node share only when no row carries its tag (a cluster whose bill splits pods out, such as EKS
+split cost allocation, tags them: those rows are the pod's cost, and adding a node share would count it twice).
 
 **Per workload**: predicted = the ``expected_cost`` of its placements that launched; billed = what the
 bill says of them; status ``pending`` (no billing row yet — not zero), ``running`` (rows so far, a launch
@@ -23,10 +26,12 @@ Unclamped here: costing clamps it.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -84,6 +89,16 @@ class WorkloadCost:
     it teaches a correction (a preempted run is re-placed; a failed one stopped early)."""
 
     @property
+    def method(self) -> str | None:
+        """How ``billed`` was found: ``tagged`` (rows carrying its placement tag), ``node share`` (a share of
+        the Kubernetes nodes it ran on), both (one per launch), or None (pending)."""
+        if self.billed is None:
+            return None
+        if self.shared:
+            return "tagged + node share" if self.rows else "node share"
+        return "tagged"
+
+    @property
     def variance(self) -> Decimal | None:
         return None if self.billed is None else self.billed - self.predicted
 
@@ -99,7 +114,7 @@ class WorkloadCost:
                 "family": self.family, "placements": list(self.placements), "predicted": money(self.predicted),
                 "billed": money(self.billed), "variance": money(self.variance),
                 "variance_pct": None if self.variance_pct is None else round(self.variance_pct, 2),
-                "rows": self.rows, "status": self.status, "shared": self.shared,
+                "rows": self.rows, "status": self.status, "shared": self.shared, "method": self.method,
                 "complete": self.complete}
 
 
@@ -119,12 +134,21 @@ class Reconciliation:
 
 
 # -- billed cost from tagged rows ------------------------------------------------------------------------
-def tagged_cost(billing: pl.LazyFrame, placement_ids: Iterable[int] | None = None) -> pl.DataFrame:
+def tag_sums(billing: pl.LazyFrame) -> pl.DataFrame:
+    """``Tags``, ``billed`` and ``rows`` per distinct ``Tags`` value of the rows naming a placement: the
+    partial aggregate a piece of the store contributes (merged by summing equal ``Tags``)."""
+    return (billing.select("Tags", "BilledCost")
+            .filter(pl.col("Tags").str.contains(PLACEMENT_TAG, literal=True))
+            .group_by("Tags").agg(pl.col("BilledCost").sum().alias("billed"), pl.len().cast(pl.Int64).alias("rows"))
+            .collect())
+
+
+def tagged_cost(billing: pl.LazyFrame | pl.DataFrame, placement_ids: Iterable[int] | None = None, *,
+                summed: bool = False) -> pl.DataFrame:
     """``placement_id`` (Int64), ``billed`` (the exact Decimal sum of ``BilledCost``) and ``rows`` per placement,
-    from the rows whose ``Tags`` name it (of ``placement_ids`` only, when given)."""
-    by_tags = (billing.select("Tags", "BilledCost")
-               .filter(pl.col("Tags").str.contains(PLACEMENT_TAG, literal=True))
-               .group_by("Tags").agg(pl.col("BilledCost").sum().alias("billed"), pl.len().alias("rows")))
+    from the rows whose ``Tags`` name it (of ``placement_ids`` only, when given). With ``summed``,
+    ``billing`` is already :func:`tag_sums` of the rows."""
+    by_tags = billing.lazy() if summed else tag_sums(billing.lazy()).lazy()
     lf = (by_tags.with_columns(pl.col("Tags").str.extract(_PLACEMENT_RE, 1).cast(pl.Int64, strict=False)
                                .alias("placement_id"))
           .filter(pl.col("placement_id").is_not_null()))
@@ -134,25 +158,92 @@ def tagged_cost(billing: pl.LazyFrame, placement_ids: Iterable[int] | None = Non
             .sort("placement_id").collect())
 
 
-def shared_cost(node_rows: pl.DataFrame | pl.LazyFrame, pods: Sequence[PodRun]) -> dict[int, Decimal]:
+def node_rows(billing: pl.LazyFrame, nodes: Sequence[str], start: datetime, end: datetime) -> pl.DataFrame:
+    """The billed rows (``ResourceId``, ``ChargePeriodStart``, ``ChargePeriodEnd``, ``BilledCost``) of the
+    nodes ``nodes`` (:func:`node_key` s) whose charge period overlaps [``start``, ``end``): all that
+    :func:`shared_cost` reads, and what a piece of the store contributes to it (merged by concatenation)."""
+    window = (billing.filter(pl.col("ResourceId").is_not_null() & (pl.col("ChargePeriodEnd") > start)
+                             & (pl.col("ChargePeriodStart") < end))
+              .select("ResourceId", "ChargePeriodStart", "ChargePeriodEnd", "BilledCost"))
+    # Keys from the distinct ResourceIds (few), not per row; then only those rows are read.
+    ids = (window.select("ResourceId").unique().with_columns(node_key_expr(pl.col("ResourceId")).alias("key"))
+           .filter(pl.col("key").is_in(sorted(nodes))).collect())
+    return window.filter(pl.col("ResourceId").is_in(sorted(ids["ResourceId"]))).collect()
+
+
+def pods_window(pods: Sequence[PodRun]) -> tuple[list[str], datetime, datetime]:
+    """The nodes and the time span :func:`node_rows` must read for ``pods``."""
+    return sorted({node_key(p.node) for p in pods}), min(p.start for p in pods), max(p.end for p in pods)
+
+
+def shared_cost(billing: pl.DataFrame | pl.LazyFrame, pods: Sequence[PodRun]) -> dict[int, Decimal]:
     """Cost per placement of Kubernetes pods: for each billed row of a pod's node, ``BilledCost`` × the
     fraction of the row's charge period the pod ran × the pod's share of the node's accelerators
-    (``node_rows``: ``ResourceId``, ``ChargePeriodStart``, ``ChargePeriodEnd``, ``BilledCost``). Exact
-    decimals, rounded to 1e-9 at the end."""
-    nodes = sorted({p.node for p in pods})
-    if not nodes:
+    (``billing``: rows with at least ``ResourceId``, ``ChargePeriodStart``, ``ChargePeriodEnd``,
+    ``BilledCost``). Exact decimals, rounded to 1e-9 at the end. Only the rows needed are read
+    (:func:`node_rows`: :func:`node_key` names a node alike in the pod and the bill); a placement none of
+    whose node rows overlaps its run is left out (not billed yet, not zero)."""
+    if not pods:
         return {}
-    rows = (node_rows.lazy().filter(pl.col("ResourceId").is_in(nodes))
-            .select("ResourceId", "ChargePeriodStart", "ChargePeriodEnd", "BilledCost").collect())
+    rows = node_rows(billing.lazy(), *pods_window(pods))
     by_node: dict[str, list[tuple[datetime, datetime, Decimal]]] = defaultdict(list)
     for node, t0, t1, cost in rows.iter_rows():
-        by_node[node].append((t0, t1, Decimal(cost)))
+        by_node[node_key(node)].append((t0, t1, Decimal(cost)))
     out: dict[int, Decimal] = defaultdict(Decimal)
     for p in pods:
         share = _share(p.accelerators, p.node_accelerators)
-        for t0, t1, cost in by_node.get(p.node, ()):
-            out[p.placement_id] += cost * _overlap(t0, t1, p.start, p.end) * share
+        for t0, t1, cost in by_node.get(node_key(p.node), ()):
+            part = _overlap(t0, t1, p.start, p.end)
+            if part > 0:
+                out[p.placement_id] += cost * part * share
     return {k: v.quantize(Decimal("1e-9")) for k, v in out.items()}
+
+
+# An EC2 instance ARN (arn:aws:ec2:<region>:<account>:instance/i-…): the bill may name a node so.
+_EC2_ARN = r"^arn:aws[a-z-]*:ec2:[^:]*:[^:]*:instance/(i-[0-9a-zA-Z]+)$"
+# Azure scale-set ids (lower-cased ARM ids): billed as one scale set, not per node.
+_SCALE_SET = "/virtualmachinescalesets/"
+
+
+def node_key(resource_id: str) -> str:
+    """A node's ``ResourceId`` as :func:`shared_cost` matches it: lower case (Azure's exports lower-case ARM
+    ids that the API spells in mixed case), an EC2 instance ARN as its instance id (AWS's exports name an
+    instance by id; other sources by ARN). :func:`node_key_expr` is the same for a column."""
+    m = re.match(_EC2_ARN, resource_id)
+    return m.group(1) if m else resource_id.lower()
+
+
+def node_key_expr(col: pl.Expr) -> pl.Expr:
+    return pl.coalesce(col.str.extract(_EC2_ARN, 1), col.str.to_lowercase())
+
+
+def pod_runs(launches: Iterable[Launch], now: datetime) -> tuple[list[PodRun], list[Launch]]:
+    """The pods of ``launches`` recorded on billable nodes (``Launch.nodes``), and the launches with pods
+    on nodes whose own cost the bill does not give: the node could not be read, is not a cloud VM, or is an
+    instance of an Azure scale set (AKS's default pools), which Azure bills under the scale set for all its
+    instances together — a share of that would charge the pod for its neighbours' machines too. A pod still
+    running (no end) counts until the launch ended, else until ``now``; a pod never started is skipped."""
+    runs, unknown = [], []
+    for x in launches:
+        for r in x.nodes:
+            start = _when(r.get("started_at"))
+            if start is None:
+                continue
+            if not r.get("resource_id") or _SCALE_SET in str(r["resource_id"]).lower():
+                if x not in unknown:
+                    unknown.append(x)
+                continue
+            end = _when(r.get("ended_at")) or x.ended_at or now
+            runs.append(PodRun(x.placement_id, str(r["resource_id"]), float(r.get("accelerators") or 0),
+                               float(r.get("node_accelerators") or 0), start, max(end, start)))
+    return runs, unknown
+
+
+def _when(value: Any) -> datetime | None:
+    if not value:
+        return None
+    t = datetime.fromisoformat(str(value))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _share(accelerators: float, node_accelerators: float) -> Decimal:
@@ -171,25 +262,44 @@ def _overlap(t0: datetime, t1: datetime, start: datetime, end: datetime) -> Deci
 
 
 # -- per workload ------------------------------------------------------------------------------------------
-def reconcile(billing: pl.LazyFrame, launches: Sequence[Launch], placements: Sequence[Recorded], *,
+Over = Callable[[Callable[[pl.LazyFrame], pl.DataFrame]], list[pl.DataFrame]]
+"""Runs a per-piece function over the billing rows and returns its partials (one per piece of the
+store, or one for all of it): how :func:`reconcile` reads billing held on a cluster."""
+
+
+def reconcile(billing: pl.LazyFrame | Over, launches: Sequence[Launch], placements: Sequence[Recorded], *,
               family: Callable[[str, str], str], pods: Sequence[PodRun] = ()) -> Reconciliation:
     """Predicted against billed cost of every launched workload, and the corrections learnt (see module doc).
+    ``billing``: the rows, or an :data:`Over` that maps a function over them piece by piece.
     ``family(provider, instance_type)`` names instance families (``finops.learning.family``)."""
+    over: Over = (lambda fn: [fn(billing)]) if isinstance(billing, pl.LazyFrame) else billing
     by_workload: dict[int, list[Launch]] = defaultdict(list)
     for x in launches:
         by_workload[x.workload_id].append(x)
     decided = {r.id: r for r in placements if isinstance(r.decision, Placed)}
     launched = {x.placement_id for x in launches if x.placement_id in decided}
-    tagged = tagged_cost(billing, launched)
+    sums = [f for f in over(tag_sums) if f.height]
+    tagged = tagged_cost(pl.concat(sums, how="vertical_relaxed") if sums else _NO_TAGS, launched, summed=True)
     billed = {int(p): Decimal(b) for p, b in zip(tagged["placement_id"], tagged["billed"], strict=True)}
     rows = {int(p): int(n) for p, n in zip(tagged["placement_id"], tagged["rows"], strict=True)}
-    shared = shared_cost(billing, [p for p in pods if p.placement_id in launched])
-    for pid, cost in shared.items():
-        billed[pid] = billed.get(pid, Decimal(0)) + cost
+    # Node share only where no row carries the placement's tag (see the module doc: never both).
+    pods = [p for p in pods if p.placement_id in launched and p.placement_id not in billed]
+    shared: dict[int, Decimal] = {}
+    if pods:
+        found_rows = over(functools.partial(_node_rows, pods_window(pods)))
+        shared = shared_cost(pl.concat(found_rows, how="vertical_relaxed"), pods)
+    billed.update(shared)
     found = (_workload(wid, legs, decided, billed, rows, set(shared), family)
              for wid, legs in sorted(by_workload.items()))
     out = [w for w in found if w is not None]
     return Reconciliation(out, corrections(out), tagged_rows=sum(rows.values()))
+
+
+_NO_TAGS = pl.DataFrame(schema={"Tags": pl.String(), "billed": pl.Decimal(38, 10), "rows": pl.Int64()})
+
+
+def _node_rows(window: tuple[list[str], datetime, datetime], billing: pl.LazyFrame) -> pl.DataFrame:
+    return node_rows(billing, *window)
 
 
 def _workload(wid: int, legs: Sequence[Launch], decided: Mapping[int, Recorded], billed: Mapping[int, Decimal],

@@ -286,6 +286,8 @@ def sync(cfg: Config, ledger: Ledger, clients: Clients, *, now: datetime | None 
         except (LaunchError, LedgerError, ConfigError) as e:  # ConfigError: a target no longer configured
             report.errors.append(f"workload {lau.workload_id} ({lau.name} on {lau.target}): {e}")
             continue
+        if job.nodes:  # pods' nodes change while the state does not (a replacement pod): kept every sync
+            ledger.record_nodes(lau, [n.to_record() for n in job.nodes])
         try:
             report.synced.append(_apply(cfg, ledger, clients, lau, job, now))
         except LedgerConflict as e:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from finops.providers import LabelRules
 
@@ -114,6 +114,36 @@ class Submission:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NodeUse:
+    """One pod of a launch on one node (Kubernetes: the machines are shared, and the bill names the node,
+    not the pod): what reconciliation needs to give the launch its share of the node's cost."""
+
+    pod: str
+    node: str
+    """The node's name in the cluster."""
+    provider_id: str | None
+    """The node's ``spec.providerID`` (``aws:///us-east-1a/i-0abc…``, ``gce://project/zone/name``,
+    ``azure:///subscriptions/…``); None when the node could not be read."""
+    resource_id: str | None
+    """The node's ``ResourceId`` in its cloud's FOCUS bill (None: not a cloud VM finops knows)."""
+    accelerators: float
+    """Accelerators the pod requested (``nvidia.com/gpu``, ``google.com/tpu``, …)."""
+    node_accelerators: float
+    """Accelerators the node has (``status.allocatable``; 0: none)."""
+    started_at: datetime | None
+    ended_at: datetime | None
+    """When its containers finished (None: still running)."""
+
+    def to_record(self) -> dict[str, Any]:
+        """As the ledger keeps it (``launches.nodes``: JSON, times as ISO 8601)."""
+        iso = lambda t: None if t is None else t.isoformat()  # noqa: E731
+        return {"pod": self.pod, "node": self.node, "provider_id": self.provider_id,
+                "resource_id": self.resource_id, "accelerators": self.accelerators,
+                "node_accelerators": self.node_accelerators, "started_at": iso(self.started_at),
+                "ended_at": iso(self.ended_at)}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Job:
     """A job (or endpoint / deployment) as the provider reports it."""
 
@@ -130,6 +160,8 @@ class Job:
     ended_at: datetime | None = None
     preemptions: int = 0
     """Spot interruptions the provider reports for this run, where it reports them."""
+    nodes: tuple[NodeUse, ...] = ()
+    """The nodes its pods ran on (Kubernetes; other targets bill the job itself and leave it empty)."""
 
 
 def job_name(workload: str, workload_id: int, placement_id: int, leg: int = 0) -> str:

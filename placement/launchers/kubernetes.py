@@ -10,6 +10,12 @@ the taint the cloud puts on spot nodes. A Job ignores pod disruptions (``podFail
 interruption does not use up its ``backoffLimit``: the controller recreates the pod and the run resumes
 from its checkpoint.
 
+The cloud bills the nodes, not the pods, so :func:`status` also reports where the pods ran
+(:class:`~placement.launchers.base.NodeUse`: node, its ``spec.providerID`` and billing ``ResourceId`` —
+:func:`billing_resource_id` —, the accelerators the pod asked for and the node has, when the pod ran);
+reading a node needs ``get`` on ``nodes`` (cluster scope): without it the pod is reported with no node
+details, and reconciliation says it could not cost it.
+
 The client is the official ``kubernetes`` package's, made from a kubeconfig (its credentials: the
 kubeconfig's user, never finops config). The contract is in :mod:`placement.launchers.base`.
 """
@@ -18,9 +24,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +41,7 @@ from placement.launchers.base import (
     Job,
     JobState,
     LaunchError,
+    NodeUse,
     SpecIncomplete,
     Submission,
     command_of,
@@ -72,6 +80,14 @@ GKE_TPU_TOPOLOGY = {("TPU-v5e", 1): "1x1", ("TPU-v5e", 4): "2x2", ("TPU-v5e", 8)
 SHUTDOWN_REASONS = {"Terminated", "NodeShutdown", "Shutdown"}
 DISRUPTION_REASONS = {"TerminationByKubelet", "PreemptionByScheduler", "DeletionByTaintManager"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ACCELERATOR_RESOURCES = ("nvidia.com/gpu", "google.com/tpu", "aws.amazon.com/neuron", "amd.com/gpu")
+"""The device plugins' extended resources a pod asks accelerators with (see :func:`_accelerator_resource`)."""
+GKE_INSTANCE_ID = "container.googleapis.com/instance_id"
+"""GKE's node annotation holding the Compute Engine instance's numeric id."""
+_AWS_INSTANCE = re.compile(r"i-[0-9a-f]+")
+_AZURE_RG = r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.compute"
+_AZURE_VM = re.compile(_AZURE_RG + r"/virtualmachines/[^/]+")
+_AZURE_VMSS = re.compile(f"({_AZURE_RG}/virtualmachinescalesets/[^/]+)/virtualmachines/[^/]+")
 
 
 @dataclass(frozen=True)
@@ -241,7 +257,7 @@ def status(client: Client, target: KubernetesTarget, external_id: str) -> Job:
                    message=f"{kind} {ns}/{name} no longer exists")
     with _calls(client, "list_namespaced_pod"):
         pods = client.core.list_namespaced_pod(ns, label_selector=selector).items
-    return convert(obj, pods)
+    return replace(convert(obj, pods), nodes=_node_uses(client, pods))
 
 
 def cancel(client: Client, target: KubernetesTarget, external_id: str) -> None:
@@ -358,6 +374,125 @@ def _serve_job(dep: Any, pods: list[Any] | None) -> Job:
         since = conds["Available"].last_transition_time if "Available" in conds else None
         return Job(**base, state="running", message=msg, started_at=since, preemptions=n)
     return Job(**base, state=state, message=msg, error_kind=kind, preemptions=n)
+
+
+# -- nodes ---------------------------------------------------------------------------------------------------
+def billing_resource_id(provider_id: str | None, annotations: Mapping[str, str] | None = None) -> str | None:
+    """The ``ResourceId`` a node's VM carries in its cloud's FOCUS bill, from the node's ``spec.providerID``
+    (None: not a VM of a cloud finops bills — a kind cluster, Fargate, an unknown scheme):
+
+    - **EKS** ``aws:///us-east-1a/i-0abc…`` → ``i-0abc…``: the AWS FOCUS export (and CUR's
+      ``line_item_resource_id``) names an EC2 instance by its id. Rows naming it by ARN
+      (``arn:aws:ec2:…:instance/i-0abc…``) match too (:func:`finops.reconcile.node_key`).
+    - **GKE** ``gce://<project>/<zone>/<instance-name>`` →
+      ``//compute.googleapis.com/projects/<project>/zones/<zone>/instances/<id>``: the detailed billing
+      export's ``resource.global_name`` (GCP's FOCUS ``ResourceId``) ends in the instance's *numeric* id,
+      which GKE writes on the node as the ``container.googleapis.com/instance_id`` annotation; without it,
+      the instance name (what ``resource.name`` holds) is used.
+    - **AKS** ``azure:///subscriptions/<s>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<vm>``
+      → the ARM id, lower-cased (Azure's cost exports write ResourceId lower case; matching ignores case).
+      A scale-set node (``…/virtualMachineScaleSets/<ss>/virtualMachines/<n>``, AKS's default) → the
+      scale set's ARM id: Azure bills a scale set's instances together under the scale set, so
+      reconciliation reports such pods rather than charge them a share of every instance
+      (:func:`finops.reconcile.pod_runs`).
+    """
+    if not provider_id:
+        return None
+    scheme, sep, rest = provider_id.partition("://")
+    if not sep:
+        return None
+    parts = [p for p in rest.split("/") if p]
+    if scheme == "aws":
+        last = parts[-1] if parts else ""
+        return last if _AWS_INSTANCE.fullmatch(last) else None
+    if scheme == "gce" and len(parts) == 3:
+        project, zone, name = parts
+        instance = (annotations or {}).get(GKE_INSTANCE_ID) or name
+        return f"//compute.googleapis.com/projects/{project}/zones/{zone}/instances/{instance}"
+    if scheme == "azure":
+        arm = "/" + "/".join(parts).lower()
+        if _AZURE_VM.fullmatch(arm):
+            return arm
+        scale_set = _AZURE_VMSS.fullmatch(arm)
+        return scale_set.group(1) if scale_set else None
+    return None
+
+
+def _node_uses(client: Client, pods: list[Any] | None) -> tuple[NodeUse, ...]:
+    """Where the scheduled pods ran (each node read once)."""
+    nodes: dict[str, Any] = {}
+    out = []
+    for p in pods or []:
+        name = p.spec.node_name if p.spec else None
+        if not name:
+            continue  # not scheduled: it has cost nothing yet
+        if name not in nodes:
+            nodes[name] = _read_node(client, name)
+        node = nodes[name]
+        asked = _accelerators(_requested(p.spec))
+        resources = [r for r, n in asked.items() if n] or list(ACCELERATOR_RESOURCES)
+        allocatable = _accelerators((node.status.allocatable if node is not None and node.status else None) or {})
+        provider_id = node.spec.provider_id if node is not None and node.spec else None
+        annotations = node.metadata.annotations if node is not None and node.metadata else None
+        started, ended = _pod_times(p)
+        out.append(NodeUse(pod=p.metadata.name, node=name, provider_id=provider_id,
+                           resource_id=billing_resource_id(provider_id, annotations),
+                           accelerators=sum(asked.values()), node_accelerators=sum(allocatable[r] for r in resources),
+                           started_at=started, ended_at=ended))
+    return tuple(out)
+
+
+def _read_node(client: Client, name: str) -> Any:
+    """The node, or None when it is gone or the kubeconfig's user may not read nodes (cluster scope)."""
+    from kubernetes.client.exceptions import ApiException
+
+    with _calls(client, "read_node"):
+        try:
+            return client.core.read_node(name)
+        except ApiException as e:
+            if e.status not in (403, 404):
+                raise
+            return None
+
+
+def _requested(spec: Any) -> dict[str, str]:
+    """The extended resources a pod asks for, over its containers (requests, else limits: for extended
+    resources Kubernetes requires them equal, and defaults requests to limits)."""
+    total: dict[str, str] = {}
+    for c in spec.containers or []:
+        res = c.resources
+        asked = {**((res.limits or {}) if res else {}), **((res.requests or {}) if res else {})}
+        for k, v in asked.items():
+            if k in ACCELERATOR_RESOURCES:
+                total[k] = str(_count(total.get(k)) + _count(v))
+    return total
+
+
+def _accelerators(resources: Mapping[str, str]) -> dict[str, float]:
+    return {r: _count(resources.get(r)) for r in ACCELERATOR_RESOURCES}
+
+
+def _count(quantity: str | None) -> float:
+    """An extended resource's quantity (whole devices: ``"8"``); anything else counts 0."""
+    try:
+        return max(float(quantity), 0.0) if quantity is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _pod_times(pod: Any) -> tuple[datetime | None, datetime | None]:
+    """When a pod started (``status.startTime``) and, once it ended, when its last container finished
+    (an ended pod whose containers never ran: when it was last marked ended)."""
+    st = pod.status
+    if st is None:
+        return None, None
+    if st.phase not in ("Succeeded", "Failed"):
+        return st.start_time, None
+    finished = [c.state.terminated.finished_at for c in st.container_statuses or []
+                if c.state and c.state.terminated and c.state.terminated.finished_at]
+    if not finished:
+        finished = [c.last_transition_time for c in st.conditions or [] if c.last_transition_time]
+    return st.start_time, max(finished) if finished else None
 
 
 def _tags(labels: Mapping[str, str] | None) -> dict[str, str]:

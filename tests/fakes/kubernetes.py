@@ -9,6 +9,7 @@ checks (401 ``Unauthorized`` otherwise)::
     GET|POST   /apis/apps/v1/namespaces/{ns}/deployments, …/deployments/{name}       (the same)
     GET|POST   /api/v1/namespaces/{ns}/services, …/services/{name}                   (the same)
     GET        /api/v1/namespaces/{ns}/pods?labelSelector=job-name=…                  → PodList
+    GET        /api/v1/nodes, /api/v1/nodes/{name}                                    → NodeList | Node
 
 Shapes follow the API's OpenAPI spec (kubernetes/kubernetes ``api/openapi-spec/v3``,
 ``apis__batch__v1``, ``apis__apps__v1``, ``api__v1``): objects carry ``metadata.uid``,
@@ -26,7 +27,10 @@ quota: …``, 422 ``Invalid``). ``labelSelector`` is honoured in its equality-ba
 
 What a controller would do is done by test-only methods, not by HTTP: a created Job that is not
 suspended gets ``parallelism`` Pending pods (labels ``job-name``, ``batch.kubernetes.io/job-name``,
-``controller-uid`` and the template's); :meth:`job_running`, :meth:`job_complete`,
+``controller-uid`` and the template's); :meth:`add_node` registers a node (``spec.providerID``,
+``status.allocatable``), and :meth:`job_running` / :meth:`deployment_available` given ``nodes`` schedule
+the pods on them (``spec.nodeName``, ``status.startTime``, ``containerStatuses`` running, then terminated
+with ``finishedAt`` when the Job completes or the pod is preempted); :meth:`job_running`, :meth:`job_complete`,
 :meth:`job_failed`, :meth:`pods_unschedulable`, :meth:`pod_preempted`, :meth:`deployment_available`,
 :meth:`deployment_replica_failure` drive states; :meth:`fail_next` answers the next matching request
 with an error. ``requests`` logs every request (method, path with query, JSON body).
@@ -39,7 +43,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +59,12 @@ RESOURCES = {
     "deployments": ("/apis/apps/v1", "apps", "Deployment"),
     "services": ("/api/v1", "", "Service"),
     "pods": ("/api/v1", "", "Pod"),
+    "nodes": ("/api/v1", "", "Node"),
 }
 PATH = re.compile(r"^(?P<prefix>/apis/batch/v1|/apis/apps/v1|/api/v1)/namespaces/(?P<ns>[^/]+)/"
                   r"(?P<res>jobs|deployments|services|pods)(?:/(?P<name>[^/]+))?$")
+NODE_PATH = re.compile(r"^/api/v1/(?P<res>nodes)(?:/(?P<name>[^/]+))?$")
+"""Nodes are cluster-scoped: no namespace in the path (kept under namespace "" in ``objects``)."""
 
 
 def _ts(t: dt.datetime) -> str:
@@ -197,7 +204,7 @@ class KubernetesFake(Served):
         pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
         pod = {"metadata": {"name": pod_name, "labels": {**owner["spec"]["template"]["metadata"].get("labels", {}),
                                                          **labels}},
-               "spec": owner["spec"]["template"]["spec"], "status": {"phase": "Pending"}}
+               "spec": json.loads(json.dumps(owner["spec"]["template"]["spec"])), "status": {"phase": "Pending"}}
         self._stamp(pod, "pods", ns)
         self.objects[("pods", ns, pod_name)] = pod
         return pod
@@ -233,13 +240,58 @@ class KubernetesFake(Served):
         return c
 
     # -- test drivers (what the cluster would do) --------------------------------------------------
-    def job_running(self, name: str, ns: str = "default") -> None:
+    def add_node(self, name: str, provider_id: str, allocatable: Mapping[str, str] | None = None, *,
+                 annotations: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None) -> None:
+        """A node as the kubelet and the cloud controller register it: ``spec.providerID``, ``status.capacity``
+        and ``status.allocatable`` (``cpu``, ``memory``, ``pods`` plus ``allocatable``, e.g.
+        ``{"nvidia.com/gpu": "8"}``), a Ready condition."""
+        with self._lock:
+            res = {"cpu": "96", "memory": "1152Gi", "pods": "110", **(allocatable or {})}
+            node: dict[str, Any] = {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
+                                                                         **(labels or {})},
+                                 "annotations": dict(annotations or {})},
+                    "spec": {"providerID": provider_id},
+                    "status": {"capacity": res, "allocatable": dict(res),
+                               "conditions": [self._cond("Ready", "KubeletReady", "kubelet is posting ready status")],
+                               "nodeInfo": {"architecture": "amd64", "bootID": str(uuid.uuid4()),
+                                            "containerRuntimeVersion": "containerd://1.7.23",
+                                            "kernelVersion": "6.1.112", "kubeProxyVersion": "v1.31.2",
+                                            "kubeletVersion": "v1.31.2", "machineID": uuid.uuid4().hex,
+                                            "operatingSystem": "linux", "osImage": "Bottlerocket OS 1.26.1",
+                                            "systemUUID": str(uuid.uuid4())}}}
+            self._stamp(node, "nodes", "")
+            del node["metadata"]["namespace"]
+            self.objects[("nodes", "", name)] = node
+
+    def _run_pod(self, pod: dict[str, Any], node: str | None) -> None:
+        """``pod`` running (on ``node``, when given: ``spec.nodeName`` and a running container status)."""
+        now = _ts(self._now())
+        pod["status"] = {"phase": "Running", "startTime": now,
+                         "conditions": [self._cond("PodScheduled"), self._cond("Ready")]}
+        if node is not None:
+            pod["spec"]["nodeName"] = node
+            pod["status"]["containerStatuses"] = [
+                {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": True, "restartCount": 0,
+                 "started": True, "state": {"running": {"startedAt": now}}} for c in pod["spec"]["containers"]]
+
+    def _end_pod(self, pod: dict[str, Any], phase: str, exit_code: int = 0, reason: str = "Completed") -> None:
+        """``pod`` ended (``phase``); its running containers terminated now (``finishedAt``)."""
+        pod["status"]["phase"] = phase
+        now = _ts(self._now())
+        for c in pod["status"].get("containerStatuses", []):
+            started = c["state"].get("running", {}).get("startedAt")
+            if started is not None:
+                c.update(ready=False, started=False, state={"terminated": {
+                    "exitCode": exit_code, "reason": reason, "startedAt": started, "finishedAt": now}})
+
+    def job_running(self, name: str, ns: str = "default", *, nodes: Sequence[str] = ()) -> None:
+        """The Job's pending or running pods running (scheduled round robin on ``nodes``, when given)."""
         with self._lock:
             job = self.get("jobs", name, ns)
             pods = [p for p in self.pods(name, ns) if p["status"]["phase"] in ("Pending", "Running")]
-            for p in pods:
-                p["status"] = {"phase": "Running", "startTime": _ts(self._now()), "conditions": [
-                    self._cond("PodScheduled"), self._cond("Ready")]}
+            for i, p in enumerate(pods):
+                if p["status"]["phase"] == "Pending":
+                    self._run_pod(p, nodes[i % len(nodes)] if nodes else None)
             job["status"].update(active=len(pods), ready=len(pods))
 
     def job_complete(self, name: str, ns: str = "default") -> None:
@@ -247,7 +299,7 @@ class KubernetesFake(Served):
             job = self.get("jobs", name, ns)
             pods = [p for p in self.pods(name, ns) if p["status"]["phase"] in ("Pending", "Running")]
             for p in pods:
-                p["status"]["phase"] = "Succeeded"
+                self._end_pod(p, "Succeeded")
             job["status"].update(active=0, ready=0, succeeded=len(pods), completionTime=_ts(self._now()),
                                  conditions=[self._cond("SuccessCriteriaMet", "CompletionsReached",
                                                         "Reached expected number of succeeded pods"),
@@ -260,7 +312,7 @@ class KubernetesFake(Served):
             job = self.get("jobs", name, ns)
             pods = [p for p in self.pods(name, ns) if p["status"]["phase"] in ("Pending", "Running")]
             for p in pods:
-                p["status"]["phase"] = "Failed"
+                self._end_pod(p, "Failed", 1, "Error")
             job["status"].update(active=0, ready=0, failed=len(pods),
                                  conditions=[self._cond("FailureTarget", reason, message),
                                              self._cond("Failed", reason, message)])
@@ -287,7 +339,11 @@ class KubernetesFake(Served):
                 self._cond("Ready", "PodFailed", status="False")]}
             if node_shutdown:
                 status.update(reason="Terminated", message="Pod was terminated in response to imminent node shutdown.")
+            running = pod["status"].get("containerStatuses")
             pod["status"] = {k: v for k, v in status.items() if v is not None}
+            if running:
+                pod["status"]["containerStatuses"] = running
+                self._end_pod(pod, "Failed", 137, "Error")
             if ("jobs", ns, name) in self.objects:
                 job = self.get("jobs", name, ns)
                 job["status"]["ready"] = max(0, job["status"].get("ready", 1) - 1)
@@ -296,12 +352,13 @@ class KubernetesFake(Served):
                 else:
                     job["status"]["active"] = max(0, job["status"].get("active", 1) - 1)
 
-    def deployment_available(self, name: str, available: int, ns: str = "default") -> None:
+    def deployment_available(self, name: str, available: int, ns: str = "default", *,
+                             nodes: Sequence[str] = ()) -> None:
+        """``available`` of the Deployment's pods running (scheduled round robin on ``nodes``, when given)."""
         with self._lock:
             dep = self.get("deployments", name, ns)
-            for p in self.pods(name, ns)[:available]:
-                p["status"] = {"phase": "Running", "startTime": _ts(self._now()),
-                               "conditions": [self._cond("PodScheduled"), self._cond("Ready")]}
+            for i, p in enumerate(self.pods(name, ns)[:available]):
+                self._run_pod(p, nodes[i % len(nodes)] if nodes else None)
             dep["status"].update(availableReplicas=available, readyReplicas=available, updatedReplicas=available,
                                  conditions=[self._cond("Available", "MinimumReplicasAvailable",
                                                         "Deployment has minimum availability.")])
@@ -323,10 +380,12 @@ class KubernetesFake(Served):
             self.requests.append((method, path + (f"?{_qs(query)}" if query else ""), body))
             if auth != f"Bearer {self.token}":
                 return 401, status_body(401, "Unauthorized", "Unauthorized")
-            m = PATH.match(path)
-            if not m or RESOURCES[m["res"]][0] != m["prefix"]:
+            m = PATH.match(path) or NODE_PATH.match(path)
+            if not m or RESOURCES[m["res"]][0] != m.groupdict().get("prefix", "/api/v1"):
                 return 404, status_body(404, "NotFound", "the server could not find the requested resource")
-            res, ns, name = m["res"], m["ns"], m["name"]
+            res, ns, name = m["res"], m.groupdict().get("ns") or "", m["name"]
+            if res == "nodes" and method != "GET":
+                return 405, status_body(405, "MethodNotAllowed", "the server does not allow this method on nodes")
             for f in self._failures:
                 if (f.method in (None, method)) and (f.resource in (None, res)):
                     self._failures.remove(f)
