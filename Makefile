@@ -42,7 +42,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint focus-validator system-packages
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: install
 	$(BIN)/python bench/ingest.py

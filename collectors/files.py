@@ -441,10 +441,17 @@ def _stage_together(tx: Any, native: formats.NativeFormat, urls: list[str],
 
 
 def _stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeFormat | None, name: str,
-                pending: Future[Source], provider: str | None) -> FileResult:
+                pending: Future[Source], provider: str | None, rows: tuple[int, int] | None = None) -> FileResult:
     # Native exports are mapped to FOCUS. FOCUS files: the fast plan first (types parsed by the
     # reader, one datetime format per column); if the file defeats it, the general plan; if that
-    # fails too, find the offending values for the message.
+    # fails too, find the offending values for the message. ``rows`` (offset, length): only those
+    # rows of the file (a cluster's task over part of a large FOCUS Parquet file).
+    def typed() -> pl.LazyFrame:
+        lf = read_raw(local, name, typed=True)
+        return lf.slice(*rows) if rows else lf
+
+    if rows:
+        raw = raw.slice(*rows)
     if native is not None:
         lf = _native(native, raw, name)
         try:
@@ -460,12 +467,12 @@ def _stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeF
         return _finish(part, lf, name, pending, provider, None)
     counts: dict[str, int] | None
     try:
-        lf = load(read_raw(local, name, typed=True), name, fast=True, repair=False)
+        lf = load(typed(), name, fast=True, repair=False)
         part = tx.stage(lf)
         needed, counts = _tally(part.scan())
         if needed:
             tx.discard(-1)
-            lf = load(read_raw(local, name, typed=True), name, fast=True)
+            lf = load(typed(), name, fast=True)
             part = tx.stage(lf)
             counts = None
     except (pl.exceptions.PolarsError, OSError, IngestError) as e:

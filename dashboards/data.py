@@ -15,6 +15,7 @@ import streamlit as st
 
 from finops import config as config_mod
 from finops.config import Config
+from finops.engine import open_engine
 from finops.rollups import Rollups
 
 
@@ -34,9 +35,11 @@ class Ctx:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _rollups(key: str, _cfg: Config) -> Rollups:
-    """One :class:`Rollups` per configuration (``key``), kept across reruns and sessions."""
+    """One :class:`Rollups` per configuration (``key``), kept across reruns and sessions; partitions are
+    rolled up on the Ray cluster when ``[engine] kind = "ray"`` (connected once, kept)."""
     cache = Path(_cfg.dashboard.cache_dir).expanduser() if _cfg.dashboard.cache_dir else None
-    return Rollups(_cfg.open_store(), _cfg, cache)
+    engine = open_engine(_cfg.engine) if _cfg.engine.kind == "ray" else None
+    return Rollups(_cfg.open_store(), _cfg, cache, engine)
 
 
 def load_config() -> Config:

@@ -21,6 +21,7 @@ def friendly(e: BaseException) -> str | None:
     """One sentence for an error a user can cause (bad data, configuration, an unreachable ledger); None for
     anything else."""
     from finops.config import ConfigError
+    from finops.engine import EngineError
     from finops.ledger import LedgerError
     from finops.offers import OfferError
     from finops.reports import ReportError
@@ -29,7 +30,7 @@ def friendly(e: BaseException) -> str | None:
     if isinstance(e, OldLayoutError):
         return ("The store was written by an older finops (before Delta Lake): run `finops store migrate` "
                 "to convert it, then reload this page.")
-    if isinstance(e, (StoreError, ConfigError, LedgerError, OfferError, ReportError)):
+    if isinstance(e, (StoreError, ConfigError, LedgerError, OfferError, ReportError, EngineError)):
         return str(e)
     try:
         from sqlalchemy.exc import SQLAlchemyError

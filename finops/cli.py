@@ -48,6 +48,9 @@ out = Console()
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+EngineOpt = Annotated[str | None, typer.Option(
+    "--engine", help="Where the heavy work runs: local (this process) or ray (the cluster of \\[engine] "
+    "address). Default: \\[engine] kind, local.")]
 
 
 class _Options:
@@ -90,6 +93,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from collectors.billing import CollectError
     from collectors.files import IngestError
     from finops import allocation, delivery, focus, offers, reports, workloads
+    from finops.engine import EngineError
     from finops.ledger import LedgerError
     from finops.periods import PeriodError
     from finops.services.chargeback import ReportOptionError
@@ -103,7 +107,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (config_mod.ConfigError, IngestError, StoreError, focus.FocusError, offers.OfferError, CollectError,
             LedgerError, workloads.SpecError, PlacementError, reports.ReportError, allocation.AllocationError,
             delivery.DeliveryError, PeriodError, ReportOptionError, ChoiceError, GenerateError,
-            DashboardError, ReconcileError)
+            DashboardError, ReconcileError, EngineError)
 
 
 def main() -> None:
@@ -205,12 +209,12 @@ def ingest(paths: Annotated[list[str], typer.Argument(
                help=f"Expect rows of this provider only ({providers.expected()}).")] = None,
            replace: Annotated[bool, typer.Option(
                "--replace", help="Replace partitions that hold rows from other files (default: refuse).")] = False,
-           as_json: JsonOpt = False) -> None:
+           engine: EngineOpt = None, as_json: JsonOpt = False) -> None:
     """Ingest FOCUS exports into the billing store. All files or none: one bad file writes nothing."""
     from finops.services import ingest as svc
 
     with _Bars() as bars:
-        done = svc.ingest(_config(), paths, provider=provider, replace=replace, progress=bars)
+        done = svc.ingest(_config(), paths, provider=provider, replace=replace, engine=engine, progress=bars)
     res = done.result
     if as_json:
         _emit_json({"files": [{"file": f.path, "rows": f.rows, "BilledCost": str(f.sums["BilledCost"]),
@@ -233,11 +237,12 @@ def ingest(paths: Annotated[list[str], typer.Argument(
 @app.command()
 def validate(paths: Annotated[list[str] | None, typer.Argument(help="Files to check without ingesting; "
                               "default: the whole billing store.")] = None,
-             as_json: JsonOpt = False) -> None:
+             engine: EngineOpt = None, as_json: JsonOpt = False) -> None:
     """Check FOCUS rules (mandatory nulls, enumerations, periods, currencies) on files or the store."""
     from finops.services import ingest as svc
 
-    checked = svc.validate(_config(), paths or [])
+    with _Bars() as bars:
+        checked = svc.validate(_config(), paths or [], engine=engine, progress=bars)
     if as_json:
         _emit_json({k: [p.__dict__ for p in v] for k, v in checked.problems.items()})
     else:
@@ -512,7 +517,7 @@ def report_chargeback(
                          "report exactly as it was sent.")] = None,
         send: Annotated[bool, typer.Option("--send", help="Also e-mail it and post it to the webhook "
                         "configured under \\[reports].")] = False,
-        as_json: JsonOpt = False) -> None:
+        engine: EngineOpt = None, as_json: JsonOpt = False) -> None:
     """Weekly chargeback per team (or project): direct, shared, total, week over week, month to date against
     budget, top services, GPU hours, spot savings, and a reconciliation to the bill per provider."""
     from finops.periods import Week
@@ -524,7 +529,7 @@ def report_chargeback(
     wk = Week.parse(week) if week else None
     with _Bars() as bars:
         res = svc.chargeback(cfg, wk, by=cast("svc.Dimension", by), formats=formats, out=out_dir, send=send,
-                             as_of=_as_of(as_of), progress=bars)
+                             as_of=_as_of(as_of), engine=engine, progress=bars)
     cb = res.chargeback
     for w in cb.warnings:
         err.print(f"[yellow]warning[/] {escape(w)}", highlight=False)
@@ -837,12 +842,13 @@ def jobs_sync(as_json: JsonOpt = False) -> None:
 @app.command()
 def reconcile(no_save: Annotated[bool, typer.Option("--no-save", help="Show only; keep the corrections "
                                                      "learnt before.")] = False,
-              as_json: JsonOpt = False) -> None:
+              engine: EngineOpt = None, as_json: JsonOpt = False) -> None:
     """Predicted against billed cost of every launched workload (billed: the rows carrying its
     finops-placement tag), and the cost correction learnt per provider, target and instance family."""
     from finops.services import reconcile as svc
 
-    res = svc.reconcile(_config(), save=not no_save)
+    with _Bars() as bars:
+        res = svc.reconcile(_config(), save=not no_save, engine=engine, progress=bars)
     if as_json:
         _emit_json(res.to_json())
         return

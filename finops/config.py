@@ -549,6 +549,24 @@ class SchedulerConfig(_Model):
         return {n: self.jobs.get(n) or JobTrigger(**d) for n, d in SCHEDULER_DEFAULTS.items()}
 
 
+class EngineConfig(_Model):
+    """``[engine]``: where the heavy, partition-shaped work runs (ingest, chargeback, rollups,
+    reconciliation, validation): ``local`` (polars in this process, the default) or ``ray`` (the same
+    polars functions as tasks on a Ray cluster; needs the ``finops[ray]`` extra)."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str = "auto"
+    """The Ray cluster: ``auto`` (the one started on this machine, or ``$RAY_ADDRESS``), ``host:6379``
+    (a node of the cluster) or ``ray://host:10001`` (Ray Client, e.g. a KubeRay head service)."""
+    retries: int = Field(default=3, ge=0, le=20)
+    """Times a task is re-run after its worker or node dies (Ray task retries); errors in the data are
+    never retried."""
+    rows_per_task: int = Field(default=4_000_000, ge=1_000)
+    """Work is cut into tasks of about this many rows (whole files, or a Parquet file's row groups)."""
+    connect_timeout: float = Field(default=15.0, gt=0, le=600)
+    """Seconds to wait for the cluster to answer before giving up."""
+
+
 class Config(_Model):
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
@@ -561,6 +579,7 @@ class Config(_Model):
     launch: LaunchConfig = LaunchConfig()
     dashboard: DashboardConfig = DashboardConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    engine: EngineConfig = EngineConfig()
     source: str | None = Field(default=None, exclude=True)
     """The file this came from (None for the embedded defaults)."""
 
@@ -850,4 +869,11 @@ currency = "USD"
 
 # [reports.webhook]            # Slack-compatible incoming webhook
 # url_env = "FINOPS_WEBHOOK_URL"
+
+[engine]                       # where ingest, chargeback, rollups, reconcile and validate run
+kind = "local"                 # or "ray": the same work as tasks on a Ray cluster (pip install 'finops[ray]');
+                               # the store must then be on object storage (or mounted alike on every node)
+# address = "ray://ray-head.ml.svc:10001"   # "auto": $RAY_ADDRESS or the cluster on this machine
+# rows_per_task = 4000000
+# retries = 3
 '''

@@ -9,7 +9,7 @@ custom columns).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -461,21 +461,31 @@ def warning_checks(names: Iterable[str]) -> dict[str, tuple[str, str, pl.Expr]]:
     return out
 
 
-def _cross_row_problems(lf: pl.LazyFrame, names: set[str]) -> list[Problem]:
+def _pairs(lf: pl.LazyFrame, names: set[str]) -> dict[str, pl.DataFrame]:
+    """The distinct (column, ServiceCategory) pairs and their rows that the rules over groups of rows
+    read: small, and mergeable across any cut of the rows."""
+    out = {}
+    for col in ("ServiceName", "ServiceSubcategory"):
+        if {col, "ServiceCategory"} <= names:
+            out[col] = lf.group_by(col, "ServiceCategory").agg(pl.len().alias("rows")).collect()
+    return out
+
+
+def _cross_row_problems(pairs: Mapping[str, pl.DataFrame]) -> list[Problem]:
     """Rules over groups of rows, reported as warnings (real exports break them and are still the
     bill): each ServiceName maps to one ServiceCategory; each ServiceSubcategory sits under its own
     ServiceCategory."""
     out: list[Problem] = []
-    if {"ServiceName", "ServiceCategory"} <= names:
-        multi = (lf.group_by("ServiceName").agg(pl.col("ServiceCategory").n_unique().alias("n"), pl.len().alias("rows"))
-                 .filter(pl.col("n") > 1).collect())
+    if "ServiceName" in pairs:
+        multi = (pairs["ServiceName"].group_by("ServiceName")
+                 .agg(pl.col("ServiceCategory").n_unique().alias("n"), pl.col("rows").sum())
+                 .filter(pl.col("n") > 1))
         if multi.height:
             out.append(Problem("ServiceName", "maps to more than one ServiceCategory", int(multi["rows"].sum()),
                                tuple(multi["ServiceName"].sort().head(3).to_list()), "ServiceName|category", "warning"))
-    if {"ServiceSubcategory", "ServiceCategory"} <= names:
-        pairs = lf.group_by("ServiceSubcategory", "ServiceCategory").agg(pl.len().alias("rows")).collect()
-        bad = [(sub, cat, n) for sub, cat, n in pairs.iter_rows()
-               if sub is not None and sub in SUBCATEGORY_PARENT and SUBCATEGORY_PARENT[sub] != cat]
+    if "ServiceSubcategory" in pairs:
+        bad = sorted((sub, cat, n) for sub, cat, n in pairs["ServiceSubcategory"].iter_rows()
+                     if sub is not None and sub in SUBCATEGORY_PARENT and SUBCATEGORY_PARENT[sub] != cat)
         if bad:
             out.append(Problem("ServiceSubcategory", "not a subcategory of the row's ServiceCategory",
                                sum(n for *_, n in bad), tuple(f"{sub} under {cat}" for sub, cat, _ in bad[:3]),
@@ -491,34 +501,76 @@ def count(lf: pl.LazyFrame, flags: Mapping[str, pl.Expr]) -> dict[str, int]:
     return {k: int(v) for k, v in row.row(0, named=True).items()}
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What :func:`validate` learns from some rows, mergeable with the tallies of other rows
+    (:func:`problems`): rows breaking each rule, up to three example values of each broken rule
+    (the smallest, so any cut of the rows gives the same three), and the pairs the rules over groups
+    of rows read."""
+
+    columns: tuple[str, ...]
+    counts: dict[str, int]
+    examples: dict[str, list[str | None]]
+    pairs: dict[str, pl.DataFrame]
+
+
+EXAMPLES = 3
+
+
+def _example_order(v: str | None) -> tuple[bool, str]:
+    return v is not None, v or ""
+
+
+def tally(frame: pl.LazyFrame | pl.DataFrame, counts: Mapping[str, int] | None = None) -> Tally:
+    """The :class:`Tally` of ``frame``: one pass over the data (none when ``counts``, the
+    :func:`count` of every rule in :func:`checks`, was taken alongside other tallies), plus one small
+    query per rule broken and one for the rules over groups of rows."""
+    lf = frame.lazy()
+    names = lf.collect_schema().names()
+    both = checks(names) | warning_checks(names)
+    todo = {k: e for k, (_, _, e) in both.items() if counts is None or k not in counts}
+    counts = {**{k: v for k, v in (counts or {}).items() if k in both}, **count(lf, todo)}
+    examples = {}
+    for key, (column, _, expr) in both.items():
+        if counts[key]:
+            values = (lf.filter(expr).select(pl.col(column).cast(pl.String)).unique()
+                      .sort(column, nulls_last=False).limit(EXAMPLES).collect().to_series().to_list())
+            examples[key] = values
+    return Tally(tuple(names), counts, examples, _pairs(lf, set(names)) if both else {})
+
+
+def problems(tallies: Sequence[Tally]) -> list[Problem]:
+    """The problems of all the rows the ``tallies`` were taken from, as :func:`validate` of them
+    together would report."""
+    if not tallies:
+        return []
+    names = list(dict.fromkeys(c for t in tallies for c in t.columns))
+    rules, warn = checks(names), warning_checks(names)
+    out: list[Problem] = []
+    for key, (column, rule, _) in (rules | warn).items():
+        n = sum(t.counts.get(key, 0) for t in tallies)
+        if n:
+            ex = sorted({v for t in tallies for v in t.examples.get(key, [])}, key=_example_order)[:EXAMPLES]
+            out.append(Problem(column, rule, n, tuple("null" if v is None else v for v in ex), key,
+                               "warning" if key in warn else "error"))
+    pairs = {}
+    for col in ("ServiceName", "ServiceSubcategory"):
+        frames = [t.pairs[col] for t in tallies if col in t.pairs]
+        if frames:
+            merged = pl.concat(frames, how="vertical_relaxed")
+            pairs[col] = merged.group_by(col, "ServiceCategory").agg(pl.col("rows").sum())
+    return out + _cross_row_problems(pairs)
+
+
 def validate(frame: pl.LazyFrame | pl.DataFrame, counts: Mapping[str, int] | None = None) -> list[Problem]:
     """Problems in a conformed frame: nulls where FOCUS forbids them, values outside the enumerations,
     ChargePeriodStart ≥ ChargePeriodEnd (and the same for billing periods), unknown currency codes, Tags
     that are not a JSON object; and, as warnings, a negative ConsumedQuantity on a Usage row
-    (:func:`warning_checks`).
+    (:func:`warning_checks`) and the rules over groups of rows.
 
     Returns an empty list when the frame keeps every rule checked. Problems of severity ``warning``
-    (rules over groups of rows) do not stop an ingest. One pass over the data (none when ``counts``,
-    the :func:`count` of every rule in :func:`checks`, was taken alongside other tallies), plus one
-    small query per rule broken to fetch examples and one for the rules over groups of rows.
-    """
-    lf = frame.lazy()
-    names = lf.collect_schema().names()
-    rules = checks(names)
-    warn = warning_checks(names)
-    if not rules and not warn:
-        return []
-    both = rules | warn
-    todo = {k: e for k, (_, _, e) in both.items() if counts is None or k not in counts}
-    counts = {**(counts or {}), **count(lf, todo)}
-    problems: list[Problem] = []
-    for key, (column, rule, expr) in both.items():
-        if counts[key]:
-            ex = (lf.filter(expr).select(pl.col(column).cast(pl.String)).unique().limit(3).collect()
-                  .to_series().to_list())
-            problems.append(Problem(column, rule, int(counts[key]), tuple("null" if v is None else v for v in ex), key,
-                                    "warning" if key in warn else "error"))
-    return problems + _cross_row_problems(lf, set(names))
+    do not stop an ingest. See :func:`tally` for what it reads (``counts``)."""
+    return problems([tally(frame, counts)])
 
 
 # Account types as each provider's own FOCUS exports name them (used when an older export lacks them).

@@ -16,6 +16,7 @@ separate query over the raw rows, rounded to the cent) against the sum over team
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -28,8 +29,11 @@ import polars as pl
 
 from finops import allocation as alloc
 from finops.config import Config
+from finops.engine.base import Engine, LocalEngine
+from finops.engine.pieces import combine, over_store
 from finops.offers import canonical_accelerator, tpu_chips
 from finops.periods import Week
+from finops.services.progress import QUIET, Progress
 
 MONEY = pl.Decimal(38, 2)
 
@@ -159,15 +163,21 @@ def billing_periods(start: datetime, end: datetime) -> list[str]:
 
 
 def chargeback(store: Any, cfg: Config, week: Week, dimension: alloc.Dimension = "team",
-               as_of: int | datetime | None = None) -> Chargeback:
+               as_of: int | datetime | None = None, engine: Engine | None = None,
+               progress: Progress = QUIET) -> Chargeback:
     """The chargeback for ``week`` from the billing rows in ``store`` under ``cfg``'s rules; with
-    ``as_of`` (a store version or an aware datetime), from the bill as the store held it then."""
+    ``as_of`` (a store version or an aware datetime), from the bill as the store held it then. The
+    rows are aggregated by ``engine`` (default: in this process), the rules applied here."""
     start = min(week.previous().start, week.month_start)
-    lf = store.scan("billing", {"billing_period": billing_periods(start, week.end)}, as_of=as_of)
+    filters = {"billing_period": billing_periods(start, week.end)}
+    rules, cuts = alloc.rules_from_config(cfg, dimension), _segments(week)
     try:
-        if not lf.collect_schema().names():
+        fn = functools.partial(_partial, rules=rules, cuts=cuts)
+        parts = over_store(engine or LocalEngine(), store, "billing", fn, filters=filters, as_of=as_of,
+                           what="chargeback", progress=progress)
+        if not any(p is not None for p in parts):
             raise EmptyWeek(f"no billing rows in {week.label} ({_span(week)})")
-        cb = build(lf, cfg, week, dimension, instance_specs(store))
+        cb = assemble(merge_partials(parts), cfg, week, dimension, instance_specs(store))
     except EmptyWeek as e:
         periods = sorted({m.partition["billing_period"] for m in store.manifests("billing", as_of=as_of)})
         held = f"billing periods {periods[0]} to {periods[-1]}" if periods else "no billing data (the store is empty)"
@@ -219,14 +229,45 @@ def build(lf: pl.LazyFrame, cfg: Config, week: Week, dimension: alloc.Dimension 
           specs: Mapping[str, tuple[str, float]] | None = None) -> Chargeback:
     """The chargeback for ``week`` over FOCUS rows ``lf`` (pure: reads only ``lf``). ``specs`` (instance
     type → accelerator and count) names the accelerators of rows whose SkuPriceDetails say nothing."""
+    rules = alloc.rules_from_config(cfg, dimension)
+    try:
+        return assemble(merge_partials([_partial(lf, rules, _segments(week))]), cfg, week, dimension, specs)
+    except EmptyWeek as e:
+        raise EmptyWeek(f"{e}; {_held(lf)}") from None
+
+
+# Partial aggregates: (lines, reconciliation) per piece of the rows, None for a piece with no columns.
+Partial = tuple[pl.DataFrame, pl.DataFrame] | None
+LINE_VALUES = ("cost", "list_cost", "effective_cost", "hours", "rows")
+RECON_VALUES = ("store_total", "rows", "rows_excluded", "purchases_billed")
+
+
+def _partial(lf: pl.LazyFrame, rules: alloc.Rules, cuts: Sequence[datetime]) -> Partial:
+    """What a piece of the rows contributes to a chargeback (runs on a cluster's workers)."""
+    if not lf.collect_schema().names():
+        return None
+    return _aggregate(lf, rules, cuts)
+
+
+def merge_partials(parts: Sequence[Partial]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The pieces' partial aggregates as one: the same lines whatever the cut of the rows."""
+    present = [p for p in parts if p is not None]
+    if not present:
+        return pl.DataFrame(schema={"_seg": pl.Int32}), pl.DataFrame()
+    return (combine([p[0] for p in present], LINE_VALUES), combine([p[1] for p in present], RECON_VALUES))
+
+
+def assemble(partials: tuple[pl.DataFrame, pl.DataFrame], cfg: Config, week: Week,
+             dimension: alloc.Dimension = "team", specs: Mapping[str, tuple[str, float]] | None = None) -> Chargeback:
+    """The chargeback from the merged partial aggregates: the rules, apportioning and views."""
     specs = specs or {}
     rules = alloc.rules_from_config(cfg, dimension)
     rep = cfg.reports
     cuts = _segments(week)
-    lines, recon_raw = _aggregate(lf, rules, cuts)
+    lines, recon_raw = partials
     seg = _windows(week, cuts)
-    if lines.filter(pl.col("_seg").is_in(seg["week"])).is_empty():
-        raise EmptyWeek(f"no billing rows in {week.label} ({_span(week)}); {_held(lf)}")
+    if lines.is_empty() or lines.filter(pl.col("_seg").is_in(seg["week"])).is_empty():
+        raise EmptyWeek(f"no billing rows in {week.label} ({_span(week)})")
     lines, recon_raw = _convert(lines, recon_raw, rep.currency, rep.rates)
     warnings = _warnings(lines, rules, cfg)
     resolved = alloc.resolve(lines.lazy(), rules).collect()

@@ -15,6 +15,7 @@ it reads.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,8 @@ import polars as pl
 from finops import allocation as alloc
 from finops import reports
 from finops.config import Config
+from finops.engine.base import Engine
+from finops.engine.pieces import Piece, run_pieces
 from finops.periods import Week
 from finops.store import Manifest, Store
 
@@ -43,6 +46,17 @@ BASES = {"EffectiveCost": "effective", "BilledCost": "billed"}
 _ROLLUP_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(), "_purchase": pl.Boolean(), "_desc": pl.String(), **{k: pl.String() for k in KEYS},
     **{s: pl.Decimal(38, 15) for s in SUMS}, "hours": pl.Float64(), "rows": pl.UInt32()}
+
+
+_BYTES_PER_ROW = 120  # about a FOCUS row in memory: sizes a cluster task's memory request
+
+
+def _label(m: Manifest) -> str:
+    return "/".join(str(v) for v in m.partition.values())
+
+
+def _rolled(lf: pl.LazyFrame, keys: Sequence[str]) -> pl.DataFrame:
+    return roll(lf, keys).collect()
 
 
 def default_cache_dir() -> Path:
@@ -111,8 +125,9 @@ class Daily:
 class Rollups:
     """The dashboard's cached views of one store under one configuration. Thread-safe; one per process."""
 
-    def __init__(self, store: Store, cfg: Config, cache_dir: Path | None = None) -> None:
-        self.store, self.cfg = store, cfg
+    def __init__(self, store: Store, cfg: Config, cache_dir: Path | None = None, engine: Engine | None = None) -> None:
+        """``engine``: where partitions are rolled up (default: in this process, partition by partition)."""
+        self.store, self.cfg, self.engine = store, cfg, engine
         root = cache_dir or default_cache_dir()
         self.dir = root / _hash({"store": str(store.url)})
         self.stats = RollupStats()
@@ -140,7 +155,7 @@ class Rollups:
             if memo_key in self._memo:
                 return self._memo[memo_key]
             self.stats = RollupStats()
-            parts = [self._partition(m, fp, keys) for m, fp in zip(ms, fps, strict=True)]
+            parts = self._partitions(ms, fps, keys)
             self._prune(set(fps))
             out = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(
                 schema={**_ROLLUP_SCHEMA, **{k: pl.String() for k in keys}})
@@ -148,24 +163,50 @@ class Rollups:
             self._memo[memo_key] = Daily(out, memo_key[1])
             return self._memo[memo_key]
 
-    def _partition(self, m: Manifest, fp: str, keys: Sequence[str]) -> pl.DataFrame:
-        path = self.dir / "billing" / f"{fp}.parquet"
-        label = "/".join(str(v) for v in m.partition.values())
-        if path.exists():
-            try:
-                df = pl.read_parquet(path)
-                self.stats.reused.append(label)
-                return df
-            except Exception:  # noqa: BLE001 (a torn or foreign cache file: roll the partition up again)
-                path.unlink(missing_ok=True)
-        lf = self.store.scan("billing", dict(m.partition))
-        df = roll(lf, keys).collect()
+    def _partitions(self, ms: Sequence[Manifest], fps: Sequence[str], keys: Sequence[str]) -> list[pl.DataFrame]:
+        """Each partition's rollup: from the disk cache, else rolled up (on the engine) and cached."""
+        out: dict[int, pl.DataFrame] = {}
+        todo = []
+        for i, (m, fp) in enumerate(zip(ms, fps, strict=True)):
+            df = self._cached(self.dir / "billing" / f"{fp}.parquet")
+            if df is None:
+                todo.append(i)
+            else:
+                out[i] = df
+                self.stats.reused.append(_label(m))
+        for i, df in zip(todo, self._roll([ms[i] for i in todo], keys), strict=True):
+            self._save(self.dir / "billing" / f"{fps[i]}.parquet", df)
+            self.stats.computed.append(_label(ms[i]))
+            out[i] = df
+        return [out[i] for i in range(len(ms))]
+
+    def _roll(self, ms: Sequence[Manifest], keys: Sequence[str]) -> list[pl.DataFrame]:
+        if not ms:
+            return []
+        if self.engine is None or self.engine.rows_per_task is None:
+            return [roll(self.store.scan("billing", dict(m.partition)), keys).collect() for m in ms]
+        schema = self.store.live("billing")[1]
+        assert schema is not None  # there are partitions
+        pieces = [Piece(tuple(m.files), m.rows, m.rows * _BYTES_PER_ROW) for m in ms]
+        return run_pieces(self.engine, self.store, "billing", functools.partial(_rolled, keys=tuple(keys)),
+                          pieces, schema, what="rollups")
+
+    @staticmethod
+    def _cached(path: Path) -> pl.DataFrame | None:
+        if not path.exists():
+            return None
+        try:
+            return pl.read_parquet(path)
+        except Exception:  # noqa: BLE001 (a torn or foreign cache file: roll the partition up again)
+            path.unlink(missing_ok=True)
+            return None
+
+    @staticmethod
+    def _save(path: Path, df: pl.DataFrame) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         df.write_parquet(tmp)
         tmp.replace(path)  # atomic: a reader sees the whole file or none
-        self.stats.computed.append(label)
-        return df
 
     def _prune(self, live: set[str]) -> None:
         """Remove cached rollups of partitions that have been replaced since."""
@@ -198,16 +239,11 @@ class Rollups:
     def _disk(self, name: str, fp: str, build: Callable[[], pl.DataFrame], keep: int = 6) -> pl.DataFrame:
         """``build()``'s frame, cached on disk as ``<name>/<fp>.parquet`` (the ``keep`` newest files stay)."""
         path = self.dir / name / f"{fp}.parquet"
-        if path.exists():
-            try:
-                return pl.read_parquet(path)
-            except Exception:  # noqa: BLE001 (a torn or foreign cache file: build it again)
-                path.unlink(missing_ok=True)
+        cached = self._cached(path)
+        if cached is not None:
+            return cached
         df = build()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        df.write_parquet(tmp)
-        tmp.replace(path)
+        self._save(path, df)
         old = sorted(path.parent.glob("*.parquet"), key=lambda p: p.stat().st_mtime, reverse=True)[keep:]
         for p in old:
             p.unlink(missing_ok=True)

@@ -484,9 +484,51 @@ class Store:
         live = self._live(ds, dt, _normalise_filters(ds, filters))
         if not live:
             return pl.LazyFrame(schema=dict(schema or {}))
-        urls = [self._url(f"{self._dir(dataset)}/{f.path}") for f in live]
+        return self.scan_files(dataset, [f.path for f in live], _read_schema(ds, dt))
+
+    def live(self, dataset: str, filters: Mapping[str, str | Sequence[str]] | None = None, *,
+             as_of: int | datetime | None = None) -> tuple[list[LiveFile], pl.Schema | None]:
+        """The matching data files of one snapshot (newest, or ``as_of``) and the schema to read them
+        with (None when the table does not exist): what a cluster's tasks are cut from."""
+        ds = _dataset(dataset)
+        dt = self._snapshot(dataset, as_of)
+        if dt is None:
+            return [], None
+        return self._live(ds, dt, _normalise_filters(ds, filters)), _read_schema(ds, dt)
+
+    def scan_files(self, dataset: str, paths: Sequence[str], schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
+        """A LazyFrame over some data files of ``dataset`` (paths relative to its table, as
+        :meth:`live` gives them) read with ``schema``: a column a file lacks reads as null."""
+        urls = [self._url(f"{self._dir(dataset)}/{p}") for p in paths]
         return pl.scan_parquet(urls, storage_options=self.polars_options, hive_partitioning=False,
-                               schema=_read_schema(ds, dt), missing_columns="insert", extra_columns="ignore")
+                               schema=pl.Schema(schema), missing_columns="insert", extra_columns="ignore")
+
+    # -- probes: can another machine see this store? ---------------------------------------------
+    def _probe_path(self, token: str) -> str:
+        return f"{self.root}/{FINOPS_DIR}/probes/{token}.json"
+
+    def write_probe(self, token: str) -> None:
+        """Leave a token in the store for :meth:`read_probe` on another machine to find."""
+        self._put_json(self._probe_path(token), {"token": token})
+
+    def read_probe(self, token: str) -> bool:
+        """Whether this process sees the token another process left (and can write beside it)."""
+        try:
+            found = json.loads(self.fs.cat_file(self._probe_path(token)).decode()).get("token") == token
+        except FileNotFoundError:
+            return False
+        self._put_json(self._probe_path(f"{token}-seen"), {"token": token})
+        return found
+
+    def remove_probe(self, token: str) -> None:
+        """Remove the token (and, on local disk, the probes folder once empty: a check leaves no trace)."""
+        for t in (token, f"{token}-seen"):
+            with contextlib.suppress(FileNotFoundError, OSError):
+                self.fs.rm(self._probe_path(t))
+        if self.local:
+            for folder in (Path(self._probe_path(token)).parent, Path(self.root) / FINOPS_DIR):
+                with contextlib.suppress(OSError):  # not empty: something else lives there
+                    folder.rmdir()
 
     def history(self, dataset: str) -> list[Version]:
         """The dataset's versions, oldest first: when, what (``replace``, ``append``, ``optimize``,
@@ -635,15 +677,16 @@ class Store:
         return out, rows
 
     def _place(self, dataset: str, staged: list[tuple[str, int]], run_id: str,
-               keys: Mapping[str, Mapping[str, str | None]]) -> list[AddAction]:
+               keys: Mapping[str, Mapping[str, str | None]], first: int = 0) -> list[AddAction]:
         """Move staged files to their final paths in the table; returns their ``add`` actions.
 
-        ``staged``: (local path, rows) per file; ``keys``: partition values by local path."""
+        ``staged``: (local path, rows) per file; ``keys``: partition values by local path; ``first``:
+        the number of the first file (writers placing files of one run keep their numbers apart)."""
         now = int(time.time() * 1000)
 
         def place(item: tuple[int, tuple[str, int]]) -> AddAction:
             i, (local, rows) = item
-            rel = f"{partition_path(keys[local])}/part-{run_id}-{i:05d}.parquet"
+            rel = f"{partition_path(keys[local])}/part-{run_id}-{first + i:05d}.parquet"
             target = f"{self._dir(dataset)}/{rel}"
             size = os.path.getsize(local)
             if self.local:
@@ -908,6 +951,24 @@ class StagedPart:
         return [_parse_partition(pid) for pid in self.files]
 
 
+@dataclass
+class PlacedPart(StagedPart):
+    """A part another process (a cluster's worker) staged and placed in the table for a driver's run:
+    ``files`` are paths relative to the table, ``adds`` their Delta ``add`` actions as plain values
+    (path, bytes, partition values, modification time, rows), ``schema`` their columns. Invisible until
+    the driver's transaction adopts it and commits."""
+
+    adds: list[tuple[str, int, dict[str, str | None], int, int]] = field(default_factory=list)
+    schema: dict[str, pl.DataType] = field(default_factory=dict)
+
+    def scan(self) -> pl.LazyFrame:
+        raise StoreError("a placed part is read through the store once committed, not before")
+
+    def actions(self) -> list[AddAction]:
+        return [AddAction(p, size, dict(keys), t, True, json.dumps({"numRecords": rows}))
+                for p, size, keys, t, rows in self.adds]
+
+
 class Transaction:
     """Frames staged for one dataset, committed together in one Delta commit (see
     :meth:`Store.transaction`)."""
@@ -941,26 +1002,65 @@ class Transaction:
     def discard(self, index: int) -> None:
         """Drop a staged part (``-1``: the last one) and its files."""
         part = self.parts.pop(index)
+        if isinstance(part, PlacedPart):
+            self.store._unplace(self.ds.name, part.actions())
+            return
         for files in part.files.values():
             for f in files:
                 os.remove(f)
+
+    def place(self, run_id: str, first: int) -> PlacedPart:
+        """On a cluster's worker: place everything staged here in the table under the driver's
+        ``run_id`` (file numbers from ``first``) and return it as one part for the driver to
+        :meth:`adopt`. Nothing is visible until the driver commits; files of a run that never commits
+        are swept by ``vacuum``."""
+        staged = [(f, part.file_rows[f]) for part in self.parts for fs in part.files.values() for f in fs]
+        keys = {f: _keys_of_pid(pid) for part in self.parts for pid, fs in part.files.items() for f in fs}
+        schema = _staged_schema([f for f, _ in staged]) if staged else pl.Schema()
+        adds = self.store._place(self.ds.name, staged, run_id, keys, first)
+        by_local = dict(zip([f for f, _ in staged], adds, strict=True))
+        placed = PlacedPart({}, {}, [], {}, [], dict(schema))
+        for part in self.parts:
+            for pid, fs in part.files.items():
+                placed.files.setdefault(pid, []).extend(by_local[f].path for f in fs)
+                placed.stats[pid] = placed.stats.get(pid, Stats()) + part.stats[pid]
+            placed.sources += [s for s in part.sources if s not in placed.sources]
+        for f, rows in staged:
+            a = by_local[f]
+            placed.file_rows[a.path] = rows
+            placed.adds.append((a.path, a.size, dict(a.partition_values), a.modification_time, rows))
+        self.parts = []
+        return placed
+
+    def adopt(self, part: PlacedPart) -> None:
+        """Take a part a worker placed for this transaction's run (see :meth:`place`)."""
+        if part.adds and not all(RUN_FILE.search(a[0]) and f"part-{self.run_id}-" in a[0] for a in part.adds):
+            raise StoreError(f"{self.ds.name}: a placed part of another run cannot join run {self.run_id}")
+        self.parts.append(part)
 
     def commit(self) -> list[Manifest]:
         """Make every staged partition visible in one Delta commit; returns their manifests."""
         if self.committed is not None:
             raise StoreError("transaction already committed")
         ds, store = self.ds, self.store
-        staged = [(f, part.file_rows[f]) for part in self.parts for fs in part.files.values() for f in fs]
-        if not staged:
+        local = [p for p in self.parts if not isinstance(p, PlacedPart)]
+        placed = [p for p in self.parts if isinstance(p, PlacedPart)]
+        staged = [(f, part.file_rows[f]) for part in local for fs in part.files.values() for f in fs]
+        if not staged and not any(p.adds for p in placed):
             self.committed = []
             return []
-        keys = {f: _keys_of_pid(pid) for part in self.parts for pid, fs in part.files.items() for f in fs}
+        keys = {f: _keys_of_pid(pid) for part in local for pid, fs in part.files.items() for f in fs}
         partitions = {pid: _keys_of_pid(pid) for part in self.parts for pid in part.files}
-        schema = _staged_schema([f for f, _ in staged])
+        schema = _union_schema(ds.name, [_staged_schema([f for f, _ in staged]), *(p.schema for p in placed)])
         record = self._record(schema)
-        adds = store._place(ds.name, staged, self.run_id, keys)
+        adds = [a for p in placed for a in p.actions()]
+        try:
+            adds = store._place(ds.name, staged, self.run_id, keys) + adds
+        except BaseException:
+            store._unplace(ds.name, adds)
+            raise
         store._write_record(ds.name, record)  # before the commit: a live file always has its record
-        meta = {"run_id": self.run_id, "operation": ds.mode, "rows": sum(r for _, r in staged),
+        meta = {"run_id": self.run_id, "operation": ds.mode, "rows": sum(p.rows for p in self.parts),
                 "partitions": [{k: v for k, v in p.items() if k != "columns"} for p in record["partitions"].values()]}
         try:
             self.version = store._commit(ds, adds, partitions, schema, meta, self.before_commit)
@@ -1034,6 +1134,16 @@ def _app_txn(dt: DeltaTable, dataset: str, pid: str) -> AppTransaction:
     """A ``txn`` action for a replaced partition: concurrent replacers of it conflict on it."""
     app = _app_id(dataset, pid)
     return AppTransaction(app, (dt.transaction_version(app) or 0) + 1)
+
+
+def _union_schema(dataset: str, schemas: Iterable[Mapping[str, pl.DataType]]) -> pl.Schema:
+    """The columns of all parts of a transaction; a column typed differently by two parts is an error."""
+    union: dict[str, pl.DataType] = {}
+    for schema in schemas:
+        for name, dtype in schema.items():
+            if union.setdefault(name, dtype) != dtype:
+                raise StoreError(f"{dataset}: column {name} is {union[name]} in one part and {dtype} in another")
+    return pl.Schema(union)
 
 
 def _staged_schema(files: list[str]) -> pl.Schema:

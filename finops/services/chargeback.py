@@ -11,6 +11,7 @@ from typing import Literal
 from finops import report_outputs, reports
 from finops.config import Config
 from finops.periods import Week
+from finops.services.engine import engine_for
 from finops.services.progress import QUIET, Progress
 
 Dimension = Literal["team", "project"]
@@ -50,16 +51,19 @@ def check_out(out: Path) -> None:
 
 def chargeback(cfg: Config, week: Week | None = None, *, by: Dimension = "team",
                formats: Sequence[str] | None = None, out: Path | None = None, send: bool = False,
-               as_of: int | datetime | None = None, progress: Progress = QUIET) -> ChargebackResult:
+               as_of: int | datetime | None = None, engine: str | None = None,
+               progress: Progress = QUIET) -> ChargebackResult:
     """Build the chargeback of ``week`` (default: the last complete week) by team or project from the bill
     as it stands (or as it stood ``as_of`` a store version or time), write it under ``out`` (default:
-    ``[reports] out``) in ``formats``, and with ``send`` deliver it as configured."""
+    ``[reports] out``) in ``formats``, and with ``send`` deliver it as configured. The bill's rows are
+    aggregated on ``engine`` (default ``[engine]``), the rules applied here."""
     formats = list(formats or cfg.reports.formats)
     check_options(cfg, formats, by, send)
     check_out(out or Path(cfg.reports.out))
     wk = week or Week.last_complete()
     step = progress.start(f"chargeback {wk.label}")
-    cb = reports.chargeback(cfg.open_store(), cfg, wk, by, as_of=as_of)
+    with engine_for(cfg, engine) as eng:
+        cb = reports.chargeback(cfg.open_store(), cfg, wk, by, as_of=as_of, engine=eng, progress=progress)
     try:
         files = report_outputs.write(cb, out or Path(cfg.reports.out), formats)
     except OSError as e:

@@ -7,11 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collectors import distributed
 from collectors.files import IngestResult, expand, load, local_copy, read_raw
 from collectors.files import ingest as ingest_files
 from finops import focus
 from finops.config import Config
+from finops.engine import Engine
+from finops.engine.pieces import over_store
+from finops.services.engine import engine_for
 from finops.services.progress import QUIET, Progress
+from finops.store import Store
 
 
 @dataclass(frozen=True)
@@ -24,11 +29,18 @@ class Ingested:
 
 
 def ingest(cfg: Config, paths: Sequence[str], *, provider: str | None = None, replace: bool = False,
-           progress: Progress = QUIET) -> Ingested:
+           engine: str | None = None, progress: Progress = QUIET) -> Ingested:
     """Ingest FOCUS or native export files (folders: the export files in them) into the billing store: all
-    of them or, on any error, none. A partition built from other files is replaced only with ``replace``."""
+    of them or, on any error, none. A partition built from other files is replaced only with ``replace``.
+    On a cluster (``engine`` or ``[engine]``: ``ray``), workers map the files and the driver commits."""
     store = cfg.open_store()
     paths = expand(paths)
+    with engine_for(cfg, engine) as eng:
+        return _ingest(eng, store, paths, provider, replace, progress)
+
+
+def _ingest(eng: Engine, store: Store, paths: list[str], provider: str | None, replace: bool,
+            progress: Progress) -> Ingested:
     t0 = time.perf_counter()
     step = progress.start("ingest", total=len(paths))
 
@@ -37,7 +49,10 @@ def ingest(cfg: Config, paths: Sequence[str], *, provider: str | None = None, re
         if state in ("staged", "duplicate"):
             step.advance()
 
-    result = ingest_files(store, paths, provider=provider, progress=note, replace=replace)
+    if eng.rows_per_task is None:
+        result = ingest_files(store, paths, provider=provider, progress=note, replace=replace)
+    else:
+        result = distributed.ingest(eng, store, paths, provider=provider, progress=note, replace=replace)
     step.finish(f"ingested {result.rows:,} rows into {store.url}")
     return Ingested(result, time.perf_counter() - t0, store.url)
 
@@ -54,9 +69,11 @@ class Validation:
         return {k: v for k, v in self.problems.items() if any(p.severity == "error" for p in v)}
 
 
-def validate(cfg: Config, paths: Sequence[str] = ()) -> Validation:
+def validate(cfg: Config, paths: Sequence[str] = (), *, engine: str | None = None,
+             progress: Progress = QUIET) -> Validation:
     """FOCUS rules (mandatory nulls, enumerations, periods, currencies) on ``paths`` without ingesting
-    them, or on the whole billing store when no path is given."""
+    them, or on the whole billing store when no path is given (on a cluster: tallied per piece of the
+    store by the workers, the problems found from the tallies here)."""
     results: dict[str, list[focus.Problem]] = {}
     if paths:
         for p in expand(paths):
@@ -64,5 +81,8 @@ def validate(cfg: Config, paths: Sequence[str] = ()) -> Validation:
                 results[p] = focus.validate(load(read_raw(local, p), p))
     else:
         store = cfg.open_store()
-        results[store.url] = focus.validate(store.scan("billing", schema=focus.empty_frame().schema))
+        with engine_for(cfg, engine) as eng:
+            tallies = over_store(eng, store, "billing", focus.tally, schema=focus.empty_frame().schema,
+                                 what="validate", progress=progress)
+        results[store.url] = focus.problems(tallies)
     return Validation(results)
