@@ -30,13 +30,13 @@ from collectors.files import (
     FileResult,
     IngestError,
     IngestResult,
-    _check_provider,
-    _refuse_replacing_other_sources,
-    _stage_file,
-    _stage_together,
+    check_provider,
     expand,
     local_copy,
     read_raw,
+    refuse_replacing_other_sources,
+    stage_file,
+    stage_together,
 )
 from finops import providers
 from finops.engine.base import Engine
@@ -117,9 +117,9 @@ def stage_task(spec: StoreSpec, run_id: str, provider: str | None, storage_optio
             raw = read_raw(local, task.url)
             native = formats.detect(raw.collect_schema().names())
             if native is not None and native.together is not None:  # read as a set, on the driver
-                _check_provider(native.provider, provider, task.url)
+                check_provider(native.provider, provider, task.url)
                 return TaskResult(task, together=True)
-            staged = _stage_file(tx, local, raw, native, task.name, pending, provider, task.rows)
+            staged = stage_file(tx, local, raw, native, task.name, pending, provider, task.rows)
         first = (index * 1000 + secrets.randbelow(1000)) * FILES_PER_TASK  # a retry never reuses a name
         part = tx.place(run_id, first)
     return TaskResult(task, staged, part)
@@ -164,11 +164,11 @@ def ingest(engine: Engine, store: Store, urls: Sequence[str | Path], *, provider
                 tx.adopt(r.part)
             result.files.append(file)
         for native, group in together.values():
-            result.files += _stage_together(tx, native, group, storage_options)
+            result.files += stage_together(tx, native, group, storage_options)
             for url in group:
                 note(given[url], "staged")
         if not replace:
-            _refuse_replacing_other_sources(store, tx)
+            refuse_replacing_other_sources(store, tx)
         result.manifests = tx.commit()
     for f in result.files:
         note(f.path, "committed")

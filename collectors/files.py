@@ -335,7 +335,7 @@ def _ingest(store: Store, urls: list[str], provider: str | None, storage_options
         try:
             _stage_all(tx, urls, provider, storage_options, note, result)
             if not replace:
-                _refuse_replacing_other_sources(store, tx)
+                refuse_replacing_other_sources(store, tx)
             result.manifests = tx.commit()
         except IngestError:
             raise
@@ -358,10 +358,10 @@ def _stage_all(tx: Any, urls: list[str], provider: str | None, storage_options: 
             raw = read_raw(local, url)
             native = formats.detect(raw.collect_schema().names())
             if native is not None and native.together is not None:  # read as a set, below
-                _check_provider(native.provider, provider, url)
+                check_provider(native.provider, provider, url)
                 together.setdefault(native.name, (native, []))[1].append(url)
                 continue
-            staged = _stage_file(tx, local, raw, native, url, pending, provider)
+            staged = stage_file(tx, local, raw, native, url, pending, provider)
             if staged.source.sha256 in seen:  # same bytes as an earlier file of this run
                 tx.discard(-1)
                 result.skipped.append(url)
@@ -371,7 +371,7 @@ def _stage_all(tx: Any, urls: list[str], provider: str | None, storage_options: 
             result.files.append(staged)
         note(url, "staged")
     for native, group in together.values():
-        result.files += _stage_together(tx, native, group, storage_options)
+        result.files += stage_together(tx, native, group, storage_options)
         for url in group:
             note(url, "staged")
 
@@ -399,7 +399,7 @@ def _space_error(tx: Any) -> IngestError:
                        f"space and run it again")
 
 
-def _refuse_replacing_other_sources(store: Store, tx: Any) -> None:
+def refuse_replacing_other_sources(store: Store, tx: Any) -> None:
     """Refuse a write that would replace a partition built from files other than those given now."""
     ours = {s.sha256 for part in tx.parts for s in part.sources}
     touched = {pid for part in tx.parts for pid in part.files}
@@ -420,12 +420,13 @@ def _refuse_replacing_other_sources(store: Store, tx: Any) -> None:
                           f"delivery together, or pass --replace to replace those rows with these")
 
 
-def _check_provider(found: str, wanted: str | None, name: str) -> None:
+def check_provider(found: str, wanted: str | None, name: str) -> None:
+    """Refuse a file whose rows are not of the provider ``--provider`` names."""
     if wanted and found != wanted:
         raise IngestError(f"{name}: --provider {wanted} given, but the file holds rows of {found}")
 
 
-def _stage_together(tx: Any, native: formats.NativeFormat, urls: list[str],
+def stage_together(tx: Any, native: formats.NativeFormat, urls: list[str],
                     storage_options: Mapping[str, Any] | None) -> list[FileResult]:
     """Files of a layout read as a set (one chunk per billing period), checked as collectors are."""
     out = []
@@ -440,8 +441,9 @@ def _stage_together(tx: Any, native: formats.NativeFormat, urls: list[str],
     return out
 
 
-def _stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeFormat | None, name: str,
+def stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeFormat | None, name: str,
                 pending: Future[Source], provider: str | None, rows: tuple[int, int] | None = None) -> FileResult:
+    """Map, validate and stage one file (or its rows ``[offset, offset + length)``) in ``tx``."""
     # Native exports are mapped to FOCUS. FOCUS files: the fast plan first (types parsed by the
     # reader, one datetime format per column); if the file defeats it, the general plan; if that
     # fails too, find the offending values for the message. ``rows`` (offset, length): only those

@@ -40,6 +40,8 @@ class Cluster:
     address: str
     root: Path
     head: subprocess.Popen[bytes]
+    client_address: str = ""
+    """The head's Ray Client server (``ray://127.0.0.1:<port>``), as a KubeRay head service exposes it."""
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def add_worker(self, *, cpus: int = 1, env: Mapping[str, str] | None = None,
@@ -99,13 +101,14 @@ def cluster(workers: int = 1, *, head_cpus: int = 0) -> Iterator[Cluster]:
     """A head (``head_cpus`` CPUs for tasks: 0 keeps tasks on the workers) and ``workers`` one-CPU
     worker nodes; everything killed and removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="finops-ray-"))
-    port = _free_port()
-    cmd = [str(RAY), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+    port, client_port = _free_port(), _free_port()
+    cmd = [str(RAY), "start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
+           "--node-ip-address=127.0.0.1",
            f"--num-cpus={head_cpus}", "--include-dashboard=false", "--disable-usage-stats",
            f"--temp-dir={root / 'session'}", "--block"]
     log = (root / "head.log").open("wb")
     head = subprocess.Popen(cmd, env=_env(None), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    c = Cluster(f"127.0.0.1:{port}", root, head)
+    c = Cluster(f"127.0.0.1:{port}", root, head, f"ray://127.0.0.1:{client_port}")
     try:
         _until(lambda: c.nodes() >= 1, head, log.name, "the head node")
         for _ in range(workers):

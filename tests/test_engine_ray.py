@@ -87,6 +87,17 @@ def test_chargeback_validation_reconciliation_and_rollups_match_the_local_engine
     assert_frame_equal(here.sort(keys, nulls_last=True), there.sort(keys, nulls_last=True))
 
 
+def test_through_ray_client_as_from_outside_the_cluster(ray_cluster: Cluster, store: Store,
+                                                       whole_chargeback: dict) -> None:
+    """``address = "ray://host:10001"``: the Ray Client server a KubeRay head service exposes."""
+    eng = open_engine(_cfg(ray_cluster.client_address).engine)
+    try:
+        got = reports.chargeback(store, config.parse(CFG), WEEK, engine=eng).to_json()
+    finally:
+        eng.close()
+    assert got == whole_chargeback
+
+
 def test_ingest_on_ray_writes_what_local_ingest_writes(engine: Engine, exports: list[Path], ingested_here: tuple,
                                                       tmp_path: Path) -> None:
     target = Store(tmp_path / "store")
