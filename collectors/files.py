@@ -427,7 +427,7 @@ def check_provider(found: str, wanted: str | None, name: str) -> None:
 
 
 def stage_together(tx: Any, native: formats.NativeFormat, urls: list[str],
-                    storage_options: Mapping[str, Any] | None) -> list[FileResult]:
+                   storage_options: Mapping[str, Any] | None) -> list[FileResult]:
     """Files of a layout read as a set (one chunk per billing period), checked as collectors are."""
     out = []
     try:
@@ -442,7 +442,7 @@ def stage_together(tx: Any, native: formats.NativeFormat, urls: list[str],
 
 
 def stage_file(tx: Any, local: Path, raw: pl.LazyFrame, native: formats.NativeFormat | None, name: str,
-                pending: Future[Source], provider: str | None, rows: tuple[int, int] | None = None) -> FileResult:
+               pending: Future[Source], provider: str | None, rows: tuple[int, int] | None = None) -> FileResult:
     """Map, validate and stage one file (or its rows ``[offset, offset + length)``) in ``tx``."""
     # Native exports are mapped to FOCUS. FOCUS files: the fast plan first (types parsed by the
     # reader, one datetime format per column); if the file defeats it, the general plan; if that
