@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/native_exports.py
 	$(BIN)/python bench/placement.py
 	$(BIN)/python bench/chargeback.py
+	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) .venv-focus-validator finops-data demo-exports reports .pytest_cache
