@@ -685,13 +685,17 @@ class Ledger:
     def record_nodes(self, launch: Launch, nodes: Sequence[Mapping[str, Any]]) -> bool:
         """Add what a launcher reported of the nodes ``launch``'s pods ran on (records keyed by ``pod``: a
         pod reported again replaces its record, pods no longer listed — deleted after they ended — keep
-        theirs). Returns whether anything changed (nothing is written otherwise)."""
-        merged = {str(r["pod"]): dict(r) for r in launch.nodes}
-        merged.update({str(r["pod"]): dict(r) for r in nodes})
-        records = sorted(merged.values(), key=lambda r: (str(r.get("started_at") or ""), str(r["pod"])))
-        if records == [dict(r) for r in launch.nodes]:
-            return False
+        theirs). Returns whether anything changed (nothing is written otherwise). The records are merged
+        with the row as it is inside the write (locked on PostgreSQL; SQLite writers are serial), so two
+        syncs at once both land."""
         with self._write() as c:
+            row = select(launches.c.nodes).where(launches.c.id == launch.id).with_for_update()
+            current = [dict(r) for r in (c.scalar(row) or [])]
+            merged = {str(r["pod"]): r for r in current}
+            merged.update({str(r["pod"]): dict(r) for r in nodes})
+            records = sorted(merged.values(), key=lambda r: (str(r.get("started_at") or ""), str(r["pod"])))
+            if records == current:
+                return False
             c.execute(update(launches).where(launches.c.id == launch.id).values(nodes=records))
         return True
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -166,3 +167,21 @@ def test_revision_0005_adds_the_nodes_column_and_its_downgrade_removes_it(db_url
     assert "nodes" not in _launch_columns(db_url) and "message" in _launch_columns(db_url)
     _alembic(db_url, command.upgrade, "0005")
     assert "nodes" in _launch_columns(db_url)
+
+
+def test_two_syncs_recording_nodes_at_once_both_land(db_url: str) -> None:
+    """Each sync merges its pods into the row as it is when it writes, not into the launch it read:
+    two syncs of one launch from the same (stale) snapshot, in threads with ledgers of their own, keep
+    both pods (on PostgreSQL the row is locked; SQLite writers queue)."""
+    led = Ledger(db_url)
+    pid = _launched(led, [(_leg("aws", "p4d.24xlarge", 32.8), 40.0, "kubernetes")] * 4)
+    w = min(pid)
+    _set(led, w, "running")
+    stale = next(x for x in led.launches() if x.workload_id == w)
+    pods = [_pod(f"p{i}", NODE_A, 1, T0 + i * H, None) for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda p: Ledger(db_url).record_nodes(stale, [p]), pods))
+    assert all(done)
+    now = next(x for x in Ledger(db_url).launches() if x.workload_id == w)
+    assert sorted(str(r["pod"]) for r in now.nodes) == [f"p{i}" for i in range(8)]
+    assert not Ledger(db_url).record_nodes(stale, pods[:1])  # nothing new: nothing written
