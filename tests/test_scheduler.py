@@ -227,3 +227,15 @@ def test_kill_9_mid_job_then_restart_gives_one_rerun_and_no_duplicate_rows(tmp_p
         for p in (a, b):
             if p is not None and p.poll() is None:
                 p.kill()
+
+
+def test_the_demo_runs_the_scheduler_without_the_jobs_that_call_the_clouds() -> None:
+    from finops.services.scheduler import CLOUD_JOBS, without_cloud_jobs
+
+    cfg = config.parse({"scheduler": {"jobs": {"prices": {"cron": "5 * * * *"}, "place": {"seconds": 60}}}})
+    demo = without_cloud_jobs(cfg)
+    on = {n for n, t in demo.scheduler.triggers().items() if t.enabled}
+    assert on == set(config.SCHEDULER_DEFAULTS) - set(CLOUD_JOBS) and set(CLOUD_JOBS) == {"prices", "billing"}
+    assert demo.scheduler.triggers()["prices"].cron == "5 * * * *"  # the user's timetable kept, only switched off
+    assert demo.scheduler.triggers()["place"].seconds == 60
+    assert all(t.enabled for t in cfg.scheduler.triggers().values())  # the configuration itself is unchanged

@@ -107,6 +107,17 @@ def _next_runs(led: Any) -> dict[str, datetime]:
         return {}
 
 
+CLOUD_JOBS = ("prices", "billing")
+"""The jobs that call the clouds' APIs: off in the demo, which runs on generated data and the shipped catalog."""
+
+
+def without_cloud_jobs(cfg: Config) -> Config:
+    """``cfg`` with the :data:`CLOUD_JOBS` disabled (their other settings kept)."""
+    triggers = cfg.scheduler.triggers()
+    jobs = {**cfg.scheduler.jobs, **{n: triggers[n].model_copy(update={"enabled": False}) for n in CLOUD_JOBS}}
+    return cfg.model_copy(update={"scheduler": cfg.scheduler.model_copy(update={"jobs": jobs})})
+
+
 def serve_after_demo(cfg: Config, show: Callable[[str], None]) -> None:
     """After ``finops demo``'s pass: the scheduler (and the dashboard) in the foreground, their URLs
     shown, until Ctrl-C or SIGTERM."""
@@ -122,8 +133,11 @@ def serve_after_demo(cfg: Config, show: Callable[[str], None]) -> None:
             show(f"dashboard: {dash.url}")
         except (dashboard.DashboardError, OSError) as e:
             show(f"dashboard not started: {e}")
+    show(f"scheduler: the {' and '.join(CLOUD_JOBS)} jobs are off in the demo (they call the clouds' APIs with "
+         "credentials it does not have); `finops scheduler run` runs every job")
     try:
-        run(cfg, stop=stop, on_ready=lambda url: show(f"scheduler: {url}/metrics, {url}/healthz (Ctrl-C stops)"))
+        run(without_cloud_jobs(cfg), stop=stop,
+            on_ready=lambda url: show(f"scheduler: {url}/metrics, {url}/healthz (Ctrl-C stops)"))
     finally:
         if dash is not None:
             dash.stop()
