@@ -565,6 +565,9 @@ class EngineConfig(_Model):
     """Work is cut into tasks of about this many rows (whole files, or a Parquet file's row groups)."""
     connect_timeout: float = Field(default=15.0, gt=0, le=600)
     """Seconds to wait for the cluster to answer before giving up."""
+    connect_tries: int = Field(default=3, ge=1, le=10)
+    """Times to ask a Ray Client server (``ray://``) for a session when it answers but fails to start
+    one: its per-driver session server sometimes misses its deadline on a busy head."""
 
 
 class Config(_Model):

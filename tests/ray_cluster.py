@@ -97,9 +97,9 @@ def _until(ok: object, proc: subprocess.Popen[bytes], log: str, what: str) -> No
 
 
 @contextmanager
-def cluster(workers: int = 1, *, head_cpus: int = 0) -> Iterator[Cluster]:
-    """A head (``head_cpus`` CPUs for tasks: 0 keeps tasks on the workers) and ``workers`` one-CPU
-    worker nodes; everything killed and removed afterwards."""
+def cluster(workers: int = 1, *, head_cpus: int = 0, head_env: Mapping[str, str] | None = None) -> Iterator[Cluster]:
+    """A head (``head_cpus`` CPUs for tasks: 0 keeps tasks on the workers; ``head_env`` added to its
+    environment) and ``workers`` one-CPU worker nodes; everything killed and removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="finops-ray-"))
     port, client_port = _free_port(), _free_port()
     cmd = [str(RAY), "start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
@@ -107,7 +107,7 @@ def cluster(workers: int = 1, *, head_cpus: int = 0) -> Iterator[Cluster]:
            f"--num-cpus={head_cpus}", "--include-dashboard=false", "--disable-usage-stats",
            f"--temp-dir={root / 'session'}", "--block"]
     log = (root / "head.log").open("wb")
-    head = subprocess.Popen(cmd, env=_env(None), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    head = subprocess.Popen(cmd, env=_env(head_env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     c = Cluster(f"127.0.0.1:{port}", root, head, f"ray://127.0.0.1:{client_port}")
     try:
         _until(lambda: c.nodes() >= 1, head, log.name, "the head node")

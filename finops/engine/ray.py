@@ -18,6 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
@@ -99,19 +100,23 @@ class RayEngine:
             _answers(self.address, self.cfg.connect_timeout)
         if ray.is_initialized():  # one cluster per process: an earlier engine's connection is replaced
             ray.shutdown()
-        try:
-            ray.init(address=self.address, namespace="finops", logging_level=logging.ERROR, log_to_driver=False,
-                     configure_logging=False)
-        except ConnectionError as e:
-            hint = ("start one with `ray start --head`, or set [engine] address" if self.address == "auto"
-                    else "check [engine] address")
-            raise EngineError(f"no Ray cluster at {self.address}: {_line(e)}; {hint}") from None
-        except (RuntimeError, ValueError) as e:
-            text = _line(e)
-            if "version mismatch" in text.lower() or "version" in text.lower():
-                raise EngineError(f"the Ray cluster at {self.address} runs another version: {text}; install the "
-                                  f"cluster's Ray and Python here (or start the cluster with this machine's)") from None
-            raise EngineError(f"cannot connect to the Ray cluster at {self.address}: {text}") from None
+        tries = self.cfg.connect_tries
+        for attempt in range(1, tries + 1):
+            try:
+                ray.init(address=self.address, namespace="finops", logging_level=logging.ERROR,
+                         log_to_driver=False, configure_logging=False)
+                return
+            except Exception as e:
+                # A failed init leaves Ray's client mode half set up: every later ray.init in this process
+                # (the retry, the next engine) would fail on an assertion of Ray's instead of connecting.
+                with suppress(Exception):
+                    ray.shutdown()
+                if isinstance(e, ConnectionAbortedError) and attempt < tries:
+                    continue
+                refusal = _refusal(self.address, e, tries)
+                if refusal is e:
+                    raise
+                raise refusal from None
 
     def _task_nodes(self) -> list[dict[str, Any]]:
         nodes = [n for n in self.ray.nodes() if n.get("Alive") and float(n["Resources"].get("CPU", 0)) > 0]
@@ -245,9 +250,32 @@ def _answers(address: str, timeout: float) -> None:
                           f"or fix [engine] address") from None
 
 
+def _refusal(address: str, e: Exception, tries: int) -> Exception:
+    """What to raise for a failed ``ray.init``: an EngineError that says why, or ``e`` itself when it is
+    not a connection problem (a bug, here or in Ray)."""
+    if isinstance(e, ConnectionAbortedError):  # the Ray Client server answered but could not start a session
+        return EngineError(f"the Ray Client server at {address} could not start a session for this driver "
+                           f"({_line(e)}; {tries} attempt{'s' if tries > 1 else ''}); the head node's logs "
+                           f"(ray_client_server*.err) say why")
+    if isinstance(e, ConnectionError):
+        hint = ("start one with `ray start --head`, or set [engine] address" if address == "auto"
+                else "check [engine] address")
+        return EngineError(f"no Ray cluster at {address}: {_line(e)}; {hint}")
+    if isinstance(e, RuntimeError | ValueError):
+        text = _line(e)
+        if "version" in text.lower():
+            return EngineError(f"the Ray cluster at {address} runs another version: {text}; install the cluster's "
+                               f"Ray and Python here (or start the cluster with this machine's)")
+        return EngineError(f"cannot connect to the Ray cluster at {address}: {text}")
+    return e
+
+
 def _line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    """The line of an error that says what happened: the first, or the last of a server's traceback."""
+    text = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if not text:
+        return type(e).__name__
+    return text[-1] if any(line.startswith("Traceback (most recent call last)") for line in text) else text[0]
 
 
 def _missing(e: BaseException) -> str:
