@@ -111,7 +111,7 @@ class RayEngine:
                 # (the retry, the next engine) would fail on an assertion of Ray's instead of connecting.
                 with suppress(Exception):
                     ray.shutdown()
-                if isinstance(e, ConnectionAbortedError) and attempt < tries:
+                if _session_refused(e) and attempt < tries:
                     continue
                 refusal = _refusal(self.address, e, tries)
                 if refusal is e:
@@ -253,7 +253,7 @@ def _answers(address: str, timeout: float) -> None:
 def _refusal(address: str, e: Exception, tries: int) -> Exception:
     """What to raise for a failed ``ray.init``: an EngineError that says why, or ``e`` itself when it is
     not a connection problem (a bug, here or in Ray)."""
-    if isinstance(e, ConnectionAbortedError):  # the Ray Client server answered but could not start a session
+    if _session_refused(e):
         return EngineError(f"the Ray Client server at {address} could not start a session for this driver "
                            f"({_line(e)}; {tries} attempt{'s' if tries > 1 else ''}); the head node's logs "
                            f"(ray_client_server*.err) say why")
@@ -268,6 +268,14 @@ def _refusal(address: str, e: Exception, tries: int) -> Exception:
                                f"Ray and Python here (or start the cluster with this machine's)")
         return EngineError(f"cannot connect to the Ray cluster at {address}: {text}")
     return e
+
+
+def _session_refused(e: Exception) -> bool:
+    """The Ray Client server answered but could not start this driver's session: it said so
+    (ConnectionAbortedError), or its data channel closed before it could (which of the two the driver sees
+    depends on timing)."""
+    return isinstance(e, ConnectionAbortedError) or (
+        isinstance(e, ConnectionError) and "client has already been disconnected" in str(e))
 
 
 def _line(e: BaseException) -> str:
